@@ -1,0 +1,92 @@
+"""Backend registry: which implementation of the recurrent kernels runs.
+
+Backends: ``"reference"`` (plain NumPy, the oracle), ``"numba"`` (fused JIT kernels) and
+``"cython"`` (ahead-of-time compiled). ``"auto"`` means the process-wide default: the value given
+to :func:`set_backend`, else the ``FASTRNN_BACKEND`` environment variable, else Numba when it
+imports, else Cython (with one warning), else the reference.
+
+Every backend module exposes, for each cell in :data:`CELLS`, ``{cell}_forward`` and
+``{cell}_backward`` with the contract documented in :mod:`fastrnn.kernels.reference`.
+"""
+import importlib
+import os
+import warnings
+
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+BACKENDS = ("numba", "cython", "reference")
+
+_MODULES = {
+    "reference": "fastrnn.kernels.reference",
+    "numba": "fastrnn.kernels._numba",
+    "cython": "fastrnn.kernels._cython",
+}
+_loaded = {}
+_import_errors = {}
+_default = None
+_warned_fallback = False
+
+
+def _load(name):
+    if name not in _loaded and name not in _import_errors:
+        try:
+            _loaded[name] = importlib.import_module(_MODULES[name])
+        except ImportError as exc:  # missing numba, or Cython extensions not built
+            _import_errors[name] = exc
+    return _loaded.get(name)
+
+
+def available_backends():
+    """Names of the backends that import on this machine, fastest first."""
+    return [name for name in BACKENDS if _load(name) is not None]
+
+
+def set_backend(name):
+    """Set the process-wide default used wherever ``backend="auto"``; ``"auto"`` or None resets it."""
+    global _default
+    if name is not None and name != "auto":
+        resolve_backend(name)  # fail now, not at the next fit
+    _default = None if name in (None, "auto") else name
+
+
+def get_default_backend():
+    """The backend name that ``"auto"`` currently resolves to."""
+    return resolve_backend("auto")
+
+
+def resolve_backend(name="auto"):
+    """Turn a backend request into the name of a backend that imports here.
+
+    Raises ValueError for an unknown name and ImportError (saying what to install) for a known
+    backend that is not available.
+    """
+    global _warned_fallback
+    if name is None or name == "auto":
+        chosen = _default or os.environ.get("FASTRNN_BACKEND") or "auto"
+        if chosen != "auto":
+            return resolve_backend(chosen)
+        if _load("numba") is not None:
+            return "numba"
+        fallback = "cython" if _load("cython") is not None else "reference"
+        if not _warned_fallback:
+            _warned_fallback = True
+            warnings.warn(
+                f"fastrnn: numba is not available ({_import_errors.get('numba')}); using the "
+                f"{fallback} backend. `pip install numba` for the fused JIT kernels.",
+                RuntimeWarning, stacklevel=3)
+        return fallback
+    if name not in _MODULES:
+        raise ValueError(f"backend must be one of 'auto', {', '.join(map(repr, BACKENDS))}; got {name!r}")
+    if _load(name) is None:
+        hint = {"numba": "pip install numba",
+                "cython": "reinstall fastrnn from source with a C compiler (pip install .) to build "
+                          "the Cython extensions"}.get(name, "")
+        raise ImportError(f"fastrnn backend {name!r} is not available: {_import_errors[name]}. {hint}")
+    return name
+
+
+def cell_kernels(cell, backend="auto"):
+    """Return ``(forward, backward)`` of ``cell`` (one of :data:`CELLS`) for ``backend``."""
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {CELLS}; got {cell!r}")
+    module = _load(resolve_backend(backend))
+    return getattr(module, f"{cell}_forward"), getattr(module, f"{cell}_backward")

@@ -1,0 +1,2 @@
+"""Numba backend (being written)."""
+raise ImportError("the numba backend is not written yet")
