@@ -1,1 +1,12 @@
-"""fastrnn."""
+"""fastrnn: fast CPU recurrent neural networks (LSTM, GRU, RNN) with scikit-learn estimators.
+
+Public names: the estimators (``LSTMRegressor``, ``GRUClassifier``, ...), the engine
+(:mod:`fastrnn.nn`), :func:`make_windows`, :mod:`fastrnn.datasets`, and backend selection
+(:func:`set_backend`, :func:`available_backends`).
+"""
+__version__ = "0.1.0"
+
+from . import nn
+from .kernels import available_backends, get_default_backend, set_backend
+
+__all__ = ["__version__", "nn", "available_backends", "get_default_backend", "set_backend"]
