@@ -271,3 +271,20 @@ def test_bad_lengths_states_and_order_are_refused():
         frnn.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(TypeError, match="dtype"):
         frnn.GRU(3, 4, dtype=np.int32)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_step_by_step_equals_whole_sequence(cell, dtype):
+    layer = make_layer(cell, 3, 5, dtype, "auto", num_layers=2, random_state=0)
+    x = np.random.default_rng(0).standard_normal((4, 7, 3)).astype(dtype)
+    whole = layer.forward(x)
+    state, outputs = None, []
+    for t in range(x.shape[1]):
+        y_t, state = layer.step(x[:, t], state)
+        outputs.append(y_t)
+    np.testing.assert_allclose(np.stack(outputs, axis=1), whole[0], rtol=RTOL[dtype], atol=RTOL[dtype])
+    final_h = state[0] if cell == "lstm" else state
+    np.testing.assert_allclose(final_h, whole[1], rtol=RTOL[dtype], atol=RTOL[dtype])
+    with pytest.raises(ValueError, match="unidirectional"):
+        make_layer(cell, 3, 5, bidirectional=True).step(x[:, 0])

@@ -250,6 +250,25 @@ class _RecurrentStack:
         self.grad_h0, self.grad_c0 = grad_h0, grad_c0
         return np.ascontiguousarray(grad_seq.transpose(1, 0, 2))
 
+    def step(self, x_t, state=None):
+        """Advance one time step, for online use: ``x_t`` is ``(B, I)``.
+
+        ``state`` is what the previous call returned (``None`` starts from zeros): ``h`` of shape
+        ``(L, B, H)``, or the pair ``(h, c)`` for an LSTM. Returns ``(y_t (B, H), state)``. Running a
+        sequence step by step gives the same outputs as one :meth:`forward` over all of it.
+        """
+        if self.bidirectional:
+            raise ValueError("step() needs a unidirectional layer: a reverse direction reads the future")
+        x_t = np.asarray(x_t)
+        if x_t.ndim != 2:
+            raise ValueError(f"x_t must be 2-D (batch, features); got shape {x_t.shape}")
+        if self._has_cell_state:
+            h0, c0 = (None, None) if state is None else state
+        else:
+            h0, c0 = state, None
+        output, h_n, c_n = self._forward(x_t[:, None, :], None, h0, c0)
+        return output[:, 0], ((h_n, c_n) if self._has_cell_state else h_n)
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_saved"] = None  # activations of the last forward are not part of the model
