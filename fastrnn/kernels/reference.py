@@ -14,7 +14,9 @@ Layout is time-major and one direction of one layer:
   layout and gate order: LSTM G=4 gates i,f,g,o; GRU G=3 gates r,z,n; vanilla RNN G=1.
 - ``h0``, ``c0`` (B, H) initial states; ``c0`` is ``None`` for cells other than LSTM.
 
-``forward(x, lengths, weights, h0, c0) -> (out (T, B, H), h_n (B, H), c_n (B, H) or None, cache)``
+``forward(x, lengths, weights, h0, c0, need_grad=True)
+-> (out (T, B, H), h_n (B, H), c_n (B, H) or None, cache)``; with ``need_grad=False`` nothing is saved
+for a backward pass and ``cache`` is None (inference).
 
 ``backward(weights, cache, grad_out, grad_h_n, grad_c_n)
 -> (grad_x (T, B, I), grad_h0 (B, H), grad_c0 (B, H) or None, (gw_ih, gw_hh, gb_ih, gb_hh))``
@@ -41,7 +43,7 @@ def _zeros_like_or(grad, like):
 
 
 # ---------------------------------------------------------------- LSTM
-def lstm_forward(x, lengths, weights, h0, c0):
+def lstm_forward(x, lengths, weights, h0, c0, need_grad=True):
     w_ih, w_hh, b_ih, b_hh = weights
     T = x.shape[0]
     H = w_hh.shape[1]
@@ -62,7 +64,7 @@ def lstm_forward(x, lengths, weights, h0, c0):
         h = np.where(running, h_t, h)
         c = np.where(running, c_t, c)
     cache = dict(x=x, lengths=lengths, h_prev=h_prev, c_prev=c_prev, c_new=c_new, gates=gates)
-    return out, h, c, cache
+    return out, h, c, (cache if need_grad else None)
 
 
 def lstm_backward(weights, cache, grad_out, grad_h_n, grad_c_n):
@@ -97,7 +99,7 @@ def lstm_backward(weights, cache, grad_out, grad_h_n, grad_c_n):
 
 
 # ---------------------------------------------------------------- GRU
-def gru_forward(x, lengths, weights, h0, c0=None):
+def gru_forward(x, lengths, weights, h0, c0=None, need_grad=True):
     w_ih, w_hh, b_ih, b_hh = weights
     T = x.shape[0]
     H = w_hh.shape[1]
@@ -117,7 +119,7 @@ def gru_forward(x, lengths, weights, h0, c0=None):
         out[t] = np.where(running, h_t, 0.0)
         h = np.where(running, h_t, h)
     cache = dict(x=x, lengths=lengths, h_prev=h_prev, gates=gates)
-    return out, h, None, cache
+    return out, h, None, (cache if need_grad else None)
 
 
 def gru_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):
@@ -148,7 +150,7 @@ def gru_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):
 
 
 # ---------------------------------------------------------------- vanilla RNN
-def _rnn_forward(x, lengths, weights, h0, activation):
+def _rnn_forward(x, lengths, weights, h0, activation, need_grad):
     w_ih, w_hh, b_ih, b_hh = weights
     T = x.shape[0]
     h = h0.copy()
@@ -161,7 +163,7 @@ def _rnn_forward(x, lengths, weights, h0, activation):
         out[t] = np.where(running, h_t, 0.0)
         h = np.where(running, h_t, h)
     cache = dict(x=x, lengths=lengths, h_prev=h_prev, h_new=h_new)
-    return out, h, None, cache
+    return out, h, None, (cache if need_grad else None)
 
 
 def _rnn_backward(weights, cache, grad_out, grad_h_n, activation_grad):
@@ -183,8 +185,8 @@ def _rnn_backward(weights, cache, grad_out, grad_h_n, activation_grad):
     return grad_x, dh, None, (gw_ih, gw_hh, gb, gb.copy())
 
 
-def rnn_tanh_forward(x, lengths, weights, h0, c0=None):
-    return _rnn_forward(x, lengths, weights, h0, np.tanh)
+def rnn_tanh_forward(x, lengths, weights, h0, c0=None, need_grad=True):
+    return _rnn_forward(x, lengths, weights, h0, np.tanh, need_grad)
 
 
 def rnn_tanh_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):
@@ -192,8 +194,8 @@ def rnn_tanh_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):
     return _rnn_backward(weights, cache, grad_out, grad_h_n, lambda h: 1.0 - h ** 2)
 
 
-def rnn_relu_forward(x, lengths, weights, h0, c0=None):
-    return _rnn_forward(x, lengths, weights, h0, lambda a: np.maximum(a, 0.0))
+def rnn_relu_forward(x, lengths, weights, h0, c0=None, need_grad=True):
+    return _rnn_forward(x, lengths, weights, h0, lambda a: np.maximum(a, 0.0), need_grad)
 
 
 def rnn_relu_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):

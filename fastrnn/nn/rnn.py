@@ -166,7 +166,7 @@ class _RecurrentStack:
         return state.astype(self.dtype)
 
     # ------------------------------------------------------------ forward / backward
-    def _forward(self, x, lengths, h0, c0):
+    def _forward(self, x, lengths, h0, c0, need_grad=True):
         x = self._check_sequence(x)
         batch, steps = x.shape[:2]
         lengths = self._check_lengths(lengths, batch, steps)
@@ -191,7 +191,7 @@ class _RecurrentStack:
                 inputs = reverse_within_lengths(seq, lengths) if direction else seq
                 out, h_last, c_last, cache = forward(
                     inputs, lengths, self._weights(layer, direction), h0[index],
-                    c0[index] if c0 is not None else None)
+                    c0[index] if c0 is not None else None, need_grad)
                 outputs[:, :, direction * H:(direction + 1) * H] = (
                     reverse_within_lengths(out, lengths) if direction else out)
                 h_n[index] = h_last
@@ -200,13 +200,14 @@ class _RecurrentStack:
                 caches.append(cache)
             seq = outputs
         self._saved = dict(lengths=lengths, caches=caches, masks=masks, batch=batch, steps=steps,
-                           backend=self.backend)
+                           backend=self.backend) if need_grad else None
         output = np.ascontiguousarray(seq.transpose(1, 0, 2))
         return output, h_n, c_n
 
     def _backward(self, grad_output, grad_h_n, grad_c_n):
         if self._saved is None:
-            raise RuntimeError("backward() needs a preceding forward() call on this layer")
+            raise RuntimeError("backward() needs a preceding forward() call on this layer "
+                               "(with need_grad=True)")
         saved = self._saved
         batch, steps, lengths = saved["batch"], saved["steps"], saved["lengths"]
         H, D, L = self.hidden_size, self.num_directions, self.num_layers
@@ -266,7 +267,7 @@ class _RecurrentStack:
             h0, c0 = (None, None) if state is None else state
         else:
             h0, c0 = state, None
-        output, h_n, c_n = self._forward(x_t[:, None, :], None, h0, c0)
+        output, h_n, c_n = self._forward(x_t[:, None, :], None, h0, c0, need_grad=False)
         return output[:, 0], ((h_n, c_n) if self._has_cell_state else h_n)
 
     def __getstate__(self):
@@ -283,8 +284,9 @@ class _RecurrentStack:
 class LSTM(_RecurrentStack):
     """Long short-term memory stack, PyTorch-compatible (gates i, f, g, o; ``batch_first=True``).
 
-    ``forward(x (N, T, I), lengths=None, h0=None, c0=None)`` returns ``(output (N, T, D*H),
-    h_n (D*L, N, H), c_n (D*L, N, H))``; ``backward(grad_output, grad_h_n=None, grad_c_n=None)``
+    ``forward(x (N, T, I), lengths=None, h0=None, c0=None, *, need_grad=True)`` returns
+    ``(output (N, T, D*H), h_n (D*L, N, H), c_n (D*L, N, H))`` (``need_grad=False``: inference only,
+    nothing kept for backward); ``backward(grad_output, grad_h_n=None, grad_c_n=None)``
     returns the input gradient ``(N, T, I)`` and fills :attr:`grads`, :attr:`grad_h0`, :attr:`grad_c0`.
     """
 
@@ -292,8 +294,8 @@ class LSTM(_RecurrentStack):
     _has_cell_state = True
     cell = "lstm"
 
-    def forward(self, x, lengths=None, h0=None, c0=None):
-        return self._forward(x, lengths, h0, c0)
+    def forward(self, x, lengths=None, h0=None, c0=None, *, need_grad=True):
+        return self._forward(x, lengths, h0, c0, need_grad)
 
     def backward(self, grad_output, grad_h_n=None, grad_c_n=None):
         return self._backward(grad_output, grad_h_n, grad_c_n)
@@ -312,8 +314,8 @@ class GRU(_RecurrentStack):
     _gate_count = 3
     cell = "gru"
 
-    def forward(self, x, lengths=None, h0=None):
-        output, h_n, _ = self._forward(x, lengths, h0, None)
+    def forward(self, x, lengths=None, h0=None, *, need_grad=True):
+        output, h_n, _ = self._forward(x, lengths, h0, None, need_grad)
         return output, h_n
 
     def backward(self, grad_output, grad_h_n=None):
@@ -343,8 +345,8 @@ class RNN(_RecurrentStack):
     def cell(self):
         return "rnn_" + self.nonlinearity
 
-    def forward(self, x, lengths=None, h0=None):
-        output, h_n, _ = self._forward(x, lengths, h0, None)
+    def forward(self, x, lengths=None, h0=None, *, need_grad=True):
+        output, h_n, _ = self._forward(x, lengths, h0, None, need_grad)
         return output, h_n
 
     def backward(self, grad_output, grad_h_n=None):
