@@ -1,0 +1,374 @@
+"""fastrnn vs PyTorch vs ONNX Runtime on the standard shapes, in one process; prints a Markdown table.
+
+    python bench/peers.py [--shapes small,medium,...] [--cells lstm,gru] [--modes inference,training]
+                          [--backends numba,cython] [--threads 2] [--repeats 5]
+                          [--sections table,threads,memory,compile] [--markdown-out FILE]
+
+Every system runs on the same inputs and the same initial weights, with the same thread count
+(Numba and NumPy's BLAS for fastrnn, ``torch.set_num_threads``, ONNX Runtime ``intra_op_num_threads``
+with ``inter_op_num_threads=1``). Inference = forward over the whole sequence (PyTorch under
+``torch.no_grad``); training step = forward, MSE on the last output through a linear head, backward,
+Adam update (ONNX Runtime: inference only). Each call is timed once cold ("first call", includes JIT
+compilation the first time a kernel family is used in the process) and then as the best of
+``--repeats`` repeats after a warm-up. Ratios are peer ms / fastrnn ms: above 1 means fastrnn is
+faster. GFLOP/s counts ``2*T*B*G*H*(I+H)`` per layer for inference and 3x that for training; "% peak"
+divides by NumPy's sgemm GFLOP/s measured at the same thread count in the same run.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from shapes import CELLS, MEMORY_SHAPE, MODES, SHAPES, make_inputs, step_flops  # noqa: E402
+from timing import sgemm_gflops, time_call  # noqa: E402
+
+SECTIONS = ("table", "threads", "memory", "compile")
+COOL_DOWN_S = 0.3
+
+
+def _csv(value, allowed, what):
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
+    if unknown or not items:
+        raise SystemExit(f"--{what}: unknown {unknown}; choose from {', '.join(allowed)}")
+    return items
+
+
+def parse_args(argv):
+    from fastrnn.kernels import BACKENDS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--cells", default=",".join(CELLS))
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--backends", default=None,
+                        help="fastrnn backends (default: every available one except 'reference')")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--min-time", type=float, default=0.05,
+                        help="seconds each repeat lasts at least (fast calls run several times)")
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--markdown-out", default=None)
+    args = parser.parse_args(argv)
+    args.shapes = _csv(args.shapes, SHAPES, "shapes")
+    args.cells = _csv(args.cells, CELLS, "cells")
+    args.modes = _csv(args.modes, MODES, "modes")
+    args.sections = _csv(args.sections, SECTIONS, "sections")
+    if args.backends is not None:
+        args.backends = _csv(args.backends, BACKENDS, "backends")
+    if args.threads < 1 or args.repeats < 1:
+        raise SystemExit("--threads and --repeats must be at least 1")
+    return args
+
+
+# ---------------------------------------------------------------- environment
+def machine_description():
+    model, cores = platform.processor() or platform.machine(), os.cpu_count()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
+        model = fields.get("Model name", model).strip()
+        cores = fields.get("CPU(s)", cores)
+        cores = str(cores).strip()
+        flags = fields.get("Flags", "")
+        simd = [f for f in ("avx2", "fma", "avx512f") if f in flags.split()]
+    except (OSError, subprocess.CalledProcessError):
+        simd = []
+    return f"{model}, {cores} logical CPUs" + (f" ({'+'.join(simd).upper()})" if simd else "")
+
+
+def versions(peers):
+    import numba
+    import numpy
+
+    import fastrnn
+
+    out = {"python": platform.python_version(), "numpy": numpy.__version__, "numba": numba.__version__,
+           "fastrnn": getattr(fastrnn, "__version__", "?")}
+    try:
+        commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--", "../fastrnn"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        out["fastrnn"] += f" (git {commit}{', uncommitted changes in fastrnn/' if dirty else ''})"
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    out.update({k: v for k, v in peers.items() if v})
+    return out
+
+
+def load_average():
+    try:
+        return "/".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+# ---------------------------------------------------------------- measurements
+def measure(label, fn, args, notes):
+    """``(first_ms, best_ms)`` of ``fn``, or None (with a note) if it raises.
+
+    A short pause first lets the previous system's idle threads stop spinning: PyTorch and Numba's
+    ``omp`` layer load two different libgomp runtimes, and one's spin-waiting workers slow the other.
+    """
+    time.sleep(COOL_DOWN_S)
+    try:
+        first, best = time_call(fn, repeats=args.repeats, min_time=args.min_time)
+    except Exception as exc:  # a broken kernel is reported in the table, not hidden
+        notes.append(f"{label}: {type(exc).__name__}: {exc}")
+        return None
+    return first * 1e3, best * 1e3
+
+
+def peer_table(args, backends, peers, notes):
+    from runners import backend_supports, fastrnn_call, onnx_call, reference_state, torch_call
+
+    rows = []
+    for shape_name in args.shapes:
+        shape = SHAPES[shape_name]
+        for cell in args.cells:
+            x, y = make_inputs(shape)
+            state = reference_state(shape, cell)
+            for mode in args.modes:
+                label = f"{shape_name}/{cell}/{mode}"
+                peer_ms = {}
+                if peers["torch"]:
+                    timed = measure(f"{label} torch", torch_call(shape, cell, mode, x, y, state), args, notes)
+                    peer_ms["torch"] = timed and timed[1]
+                if peers["onnxruntime"] and peers["torch"] and mode == "inference":
+                    try:
+                        call = onnx_call(shape, cell, x, state, args.threads)
+                    except Exception as exc:
+                        notes.append(f"{label} onnxruntime export/session: {type(exc).__name__}: {exc}")
+                        call = None
+                    timed = call and measure(f"{label} onnxruntime", call, args, notes)
+                    peer_ms["onnxruntime"] = timed and timed[1]
+                for backend in backends:
+                    row = dict(shape=shape_name, cell=cell, mode=mode, backend=backend,
+                               flops=step_flops(shape, cell, mode), peers=peer_ms, first=None, ms=None)
+                    reason = backend_supports(backend, cell)
+                    if reason:
+                        row["missing"] = "no kernels"
+                        notes.append(f"{label} fastrnn[{backend}]: {reason}")
+                    else:
+                        timed = measure(f"{label} fastrnn[{backend}]",
+                                        fastrnn_call(shape, cell, mode, backend, x, y, state), args, notes)
+                        if timed:
+                            row["first"], row["ms"] = timed
+                        else:
+                            row["missing"] = "error"
+                    rows.append(row)
+                    print(_progress(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def _progress(row):
+    peers = " ".join(f"{k}={v:.3f}" for k, v in row["peers"].items() if v)
+    ms = f"{row['ms']:.3f}" if row["ms"] else row.get("missing")
+    return f"  {row['shape']}/{row['cell']}/{row['mode']} fastrnn[{row['backend']}]={ms} ms  {peers}"
+
+
+def threads_scaling(args, backends, peers, notes):
+    """Inference on infer_batch at 1 thread and at ``--threads`` for each fastrnn backend (and PyTorch)."""
+    from runners import backend_supports, fastrnn_call, reference_state, set_threads, torch_call
+
+    shape = SHAPES["infer_batch"]
+    x, y = make_inputs(shape)
+    rows = []
+    for cell in args.cells:
+        state = reference_state(shape, cell)
+        systems = [(f"fastrnn[{b}]", lambda b=b: fastrnn_call(shape, cell, "inference", b, x, y, state))
+                   for b in backends if not backend_supports(b, cell)]
+        if peers["torch"]:
+            systems.append(("torch", lambda: torch_call(shape, cell, "inference", x, y, state)))
+        for name, make in systems:
+            call = make()
+            timings = {}
+            for threads in (1, args.threads):
+                set_threads(threads)
+                timed = measure(f"threads {cell} {name} x{threads}", call, args, notes)
+                timings[threads] = timed and timed[1]
+            set_threads(args.threads)
+            rows.append(dict(cell=cell, system=name, one=timings[1], many=timings[args.threads]))
+            print(f"  threads {cell} {name}: {timings}", file=sys.stderr, flush=True)
+    return rows
+
+
+def _subprocess_json(argv, notes, env=None, label=""):
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        notes.append(f"{label}: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]} ")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peak_memory(args, backends, peers, notes):
+    rows = []
+    for cell in args.cells:
+        systems = [("fastrnn", b) for b in backends] + ([("torch", "-")] if peers["torch"] else [])
+        for system, backend in systems:
+            argv = [os.path.join(HERE, "memory.py"), "--system", system, "--cell", cell,
+                    "--threads", str(args.threads)] + (["--backend", backend] if system == "fastrnn" else [])
+            result = _subprocess_json(argv, notes, label=f"memory {cell} {system}[{backend}]")
+            if result:
+                rows.append(result)
+                print(f"  memory {cell} {system}[{backend}]: {result['step_peak_mib']:.1f} MiB",
+                      file=sys.stderr, flush=True)
+    return rows
+
+
+def first_calls(args, backends, notes):
+    results = {}
+    for backend in backends:
+        if backend != "numba":  # only Numba compiles at run time
+            continue
+        with tempfile.TemporaryDirectory(prefix="fastrnn-numba-cache-") as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            argv = [os.path.join(HERE, "first_call.py"), "--backend", backend, "--cells",
+                    ",".join(args.cells), "--threads", str(args.threads)]
+            for kind in ("cold", "cached"):
+                results[(backend, kind)] = _subprocess_json(argv, notes, env=env,
+                                                            label=f"first call {backend} {kind}")
+    return results
+
+
+# ---------------------------------------------------------------- rendering
+def _ms(value):
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def _ratio(peer, ours):
+    return f"{peer / ours:.2f}×" if peer and ours else "—"
+
+
+def render(args, meta, peak, rows, scaling, memory, compile_results, notes):
+    lines = [f"# fastrnn vs PyTorch vs ONNX Runtime", "",
+             f"- Date: {meta['date']}",
+             f"- Machine: {meta['machine']}; load average (1/5/15 min) at start {meta['load_start']}, "
+             f"at end {meta['load_end']}",
+             f"- Threads: {args.threads} for every system; numba threading layer: {meta['threading_layer']}",
+             "- Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+             f"- Missing peers: {', '.join(meta['missing']) or 'none'}",
+             f"- Training step head/optimiser for fastrnn: {meta['head_source']}",
+             f"- Command: `{meta['command']}`", ""]
+    lines += ["## sgemm roofline (NumPy float32 2048×2048 matmul, same run)", "",
+              "| threads | GFLOP/s |", "|---|---|"]
+    lines += [f"| {t} | {g:.1f} |" for t, g in sorted(peak.items())] + [""]
+    if rows:
+        has_ort = any("onnxruntime" in r["peers"] for r in rows)
+        lines += [f"## Time per call (ms, best of {args.repeats} after warm-up; ratio > 1: fastrnn faster)", "",
+                  "| shape | cell | mode | fastrnn backend | fastrnn ms | first call ms | PyTorch ms |"
+                  + (" ONNX RT ms |" if has_ort else "") + " vs PyTorch |" + (" vs ONNX RT |" if has_ort else "")
+                  + f" fastrnn GFLOP/s | % of sgemm ({args.threads} thr) |",
+                  "|---" * (10 + 2 * has_ort) + "|"]
+        for r in rows:
+            torch_ms, ort_ms = r["peers"].get("torch"), r["peers"].get("onnxruntime")
+            gflops = r["flops"] / (r["ms"] * 1e-3) / 1e9 if r["ms"] else None
+            ours = _ms(r["ms"]) if r["ms"] else r.get("missing", "—")
+            cells = [SHAPES[r["shape"]].name, r["cell"], r["mode"], r["backend"], ours, _ms(r["first"]),
+                     _ms(torch_ms)] + ([_ms(ort_ms)] if has_ort else []) + [_ratio(torch_ms, r["ms"])] \
+                + ([_ratio(ort_ms, r["ms"])] if has_ort else []) \
+                + [f"{gflops:.1f}" if gflops else "—",
+                   f"{100 * gflops / peak[args.threads]:.0f}%" if gflops else "—"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "Shapes: " + "; ".join(f"{n} = {SHAPES[n].label()}" for n in args.shapes), ""]
+    if scaling:
+        lines += [f"## Threads scaling (infer_batch = {SHAPES['infer_batch'].label()}, inference)", "",
+                  f"| cell | system | 1 thread ms | {args.threads} threads ms | speed-up |", "|---|---|---|---|---|"]
+        lines += [f"| {s['cell']} | {s['system']} | {_ms(s['one'])} | {_ms(s['many'])} | {_ratio(s['one'], s['many'])} |"
+                  for s in scaling] + [""]
+    if memory:
+        lines += [f"## Peak memory of one training step ({MEMORY_SHAPE.label()})", "",
+                  "Each measured in its own process: RSS high-water mark during the step minus RSS "
+                  "just before it (after a tiny warm-up step, with the model and inputs already built; "
+                  f"method: {memory[0]['method']}; see bench/memory.py).", "",
+                  "| cell | system | step peak MiB | process RSS before MiB |", "|---|---|---|---|"]
+        lines += [f"| {m['cell']} | {m['system'] if m['system'] == 'torch' else 'fastrnn[' + m['backend'] + ']'} | "
+                  f"{m['step_peak_mib']:.1f} | {m['rss_before_mib']:.0f} |" for m in memory] + [""]
+    if compile_results:
+        lines += ["## First call per kernel family (fresh process, fresh NUMBA_CACHE_DIR)", "",
+                  "`cold` compiles; `cached` is a second process finding the on-disk cache. "
+                  "First call on later shapes shows whether compile grows with the number of shapes.", "",
+                  "| backend | cache | import s | cell | call | first call s | warm call s |",
+                  "|---|---|---|---|---|---|---|"]
+        for (backend, kind), result in compile_results.items():
+            if not result:
+                continue
+            for cell, timings in result["cells"].items():
+                for call, t in timings.items():
+                    if call == "error":
+                        lines.append(f"| {backend} | {kind} | {result['import_s']:.2f} | {cell} | error | {t} | |")
+                        continue
+                    lines.append(f"| {backend} | {kind} | {result['import_s']:.2f} | {cell} | {call} | "
+                                 f"{t['first_s']:.3f} | {t['warm_s']:.4f} |")
+        lines.append("")
+    if notes:
+        lines += ["## Notes (missing kernels, errors)", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    command = "python " + " ".join(shlex.quote(a) for a in
+                                    [os.path.relpath(os.path.abspath(__file__))] + list(sys.argv[1:] if argv is None else argv))
+    load_start = load_average()
+    import numba
+
+    import _training
+    from fastrnn.kernels import available_backends
+    from runners import peer_status, set_threads
+
+    peers = peer_status()
+    missing = [f"{name} (pip install {'torch==2.13.0' if name == 'torch' else name})"
+               for name, version in peers.items() if not version]
+    if peers["onnxruntime"] and not peers["torch"]:
+        missing.append("onnxruntime needs torch here to export the models")
+    for line in missing:
+        print(f"peer missing: {line}", file=sys.stderr)
+    available = available_backends()
+    backends = args.backends or [b for b in available if b != "reference"] or ["reference"]
+    for b in list(backends):
+        if b not in available:
+            print(f"fastrnn backend {b!r} is not available here; skipped", file=sys.stderr)
+            backends.remove(b)
+    print(f"backends: {backends}; peers: {peers}", file=sys.stderr)
+
+    notes = []
+    set_threads(args.threads)
+    peak = {args.threads: sgemm_gflops(args.threads)}
+    if args.threads != 1:
+        peak[1] = sgemm_gflops(1)
+    print(f"sgemm GFLOP/s: {peak}", file=sys.stderr)
+    rows = peer_table(args, backends, peers, notes) if "table" in args.sections else []
+    scaling = threads_scaling(args, backends, peers, notes) if "threads" in args.sections else []
+    memory = peak_memory(args, backends, peers, notes) if "memory" in args.sections else []
+    compiled = first_calls(args, backends, notes) if "compile" in args.sections else {}
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        layer = "not initialised (no parallel kernel ran)"
+    meta = dict(date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+                machine=machine_description(), load_start=load_start, load_end=load_average(),
+                threading_layer=layer, versions=versions(peers), missing=missing,
+                head_source=_training.HEAD_SOURCE, command=command)
+    text = render(args, meta, peak, rows, scaling, memory, compiled, notes)
+    print(text)
+    if args.markdown_out:
+        with open(args.markdown_out, "w") as fh:
+            fh.write(text + "\n")
+        print(f"wrote {args.markdown_out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Wall-clock timing shared by the peer script: first call apart, then best of several repeats."""
+import time
+
+import numpy as np
+
+
+def time_call(fn, repeats=5, min_time=0.05):
+    """Time ``fn()``; return ``(first_call_s, best_s)``.
+
+    The first call (JIT compile, buffer allocation, lazy imports) is timed on its own; after one more
+    warm-up call each repeat runs ``fn`` enough times to last about ``min_time`` seconds and the best
+    repeat's mean per call is returned (the minimum is the least noisy estimate on a shared machine).
+    """
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    fn()
+    one = time.perf_counter() - start
+    number = max(1, int(min_time / max(one, 1e-7)))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return first, best
+
+
+def sgemm_gflops(threads, n=2048, repeats=5):
+    """GFLOP/s of NumPy's float32 ``(n, n) @ (n, n)`` with BLAS limited to ``threads`` threads."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+    with threadpool_limits(threads, user_api="blas"):
+        _, best = time_call(lambda: np.matmul(a, b, out=out), repeats=repeats, min_time=0.0)
+    return 2.0 * n ** 3 / best / 1e9
