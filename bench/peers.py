@@ -9,8 +9,8 @@ Every system runs on the same inputs and the same initial weights, with the same
 with ``inter_op_num_threads=1``). Inference = forward over the whole sequence (PyTorch under
 ``torch.no_grad``); training step = forward, MSE on the last output through a linear head, backward,
 Adam update (ONNX Runtime: inference only). Each call is timed once cold ("first call", includes JIT
-compilation the first time a kernel family is used in the process) and then as the best of
-``--repeats`` repeats after a warm-up. Ratios are peer ms / fastrnn ms: above 1 means fastrnn is
+compilation the first time a kernel family is used in the process) and then, after a warm-up, as the
+fastest single call over ``--repeats`` repeats of at least ``--min-time`` seconds each. Ratios are peer ms / fastrnn ms: above 1 means fastrnn is
 faster. GFLOP/s counts ``2*T*B*G*H*(I+H)`` per layer for inference and 3x that for training; "% peak"
 divides by NumPy's sgemm GFLOP/s measured at the same thread count in the same run.
 """
@@ -58,6 +58,10 @@ def parse_args(argv):
                         help="seconds each repeat lasts at least (fast calls run several times)")
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--markdown-out", default=None)
+    parser.add_argument("--isolate", action="store_true",
+                        help="time each system of the main table in its own process (no shared thread pools)")
+    parser.add_argument("--only-system", default=None, help=argparse.SUPPRESS)  # used by --isolate
+    parser.add_argument("--json-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.shapes = _csv(args.shapes, SHAPES, "shapes")
     args.cells = _csv(args.cells, CELLS, "cells")
@@ -129,10 +133,18 @@ def measure(label, fn, args, notes):
     return first * 1e3, best * 1e3
 
 
-def peer_table(args, backends, peers, notes):
+def table_systems(backends, peers):
+    """System names of the main table: ``torch``, ``onnxruntime`` (when importable) and ``fastrnn[b]``."""
+    systems = ["torch"] if peers["torch"] else []
+    systems += ["onnxruntime"] if peers["onnxruntime"] and peers["torch"] else []
+    return systems + [f"fastrnn[{b}]" for b in backends]
+
+
+def time_systems(args, systems, notes):
+    """``{(shape, cell, mode, system): (first_ms, best_ms) | None | "no kernels"}`` in this process."""
     from runners import backend_supports, fastrnn_call, onnx_call, reference_state, torch_call
 
-    rows = []
+    timings = {}
     for shape_name in args.shapes:
         shape = SHAPES[shape_name]
         for cell in args.cells:
@@ -140,41 +152,75 @@ def peer_table(args, backends, peers, notes):
             state = reference_state(shape, cell)
             for mode in args.modes:
                 label = f"{shape_name}/{cell}/{mode}"
-                peer_ms = {}
-                if peers["torch"]:
-                    timed = measure(f"{label} torch", torch_call(shape, cell, mode, x, y, state), args, notes)
-                    peer_ms["torch"] = timed and timed[1]
-                if peers["onnxruntime"] and peers["torch"] and mode == "inference":
+                for system in systems:
+                    key = (shape_name, cell, mode, system)
+                    if system == "onnxruntime" and mode != "inference":
+                        continue
                     try:
-                        call = onnx_call(shape, cell, x, state, args.threads)
-                    except Exception as exc:
-                        notes.append(f"{label} onnxruntime export/session: {type(exc).__name__}: {exc}")
-                        call = None
-                    timed = call and measure(f"{label} onnxruntime", call, args, notes)
-                    peer_ms["onnxruntime"] = timed and timed[1]
-                for backend in backends:
-                    row = dict(shape=shape_name, cell=cell, mode=mode, backend=backend,
-                               flops=step_flops(shape, cell, mode), peers=peer_ms, first=None, ms=None)
-                    reason = backend_supports(backend, cell)
-                    if reason:
-                        row["missing"] = "no kernels"
-                        notes.append(f"{label} fastrnn[{backend}]: {reason}")
-                    else:
-                        timed = measure(f"{label} fastrnn[{backend}]",
-                                        fastrnn_call(shape, cell, mode, backend, x, y, state), args, notes)
-                        if timed:
-                            row["first"], row["ms"] = timed
+                        if system == "torch":
+                            call = torch_call(shape, cell, mode, x, y, state)
+                        elif system == "onnxruntime":
+                            call = onnx_call(shape, cell, x, state, args.threads)
                         else:
-                            row["missing"] = "error"
+                            backend = system[len("fastrnn["):-1]
+                            reason = backend_supports(backend, cell)
+                            if reason:
+                                timings[key] = "no kernels"
+                                notes.append(f"{label} {system}: {reason}")
+                                continue
+                            call = fastrnn_call(shape, cell, mode, backend, x, y, state)
+                    except Exception as exc:
+                        notes.append(f"{label} {system} setup: {type(exc).__name__}: {exc}")
+                        timings[key] = None
+                        continue
+                    timings[key] = measure(f"{label} {system}", call, args, notes)
+                    shown = timings[key] and f"{timings[key][1]:.3f} ms"
+                    print(f"  {label} {system}: {shown}", file=sys.stderr, flush=True)
+    return timings
+
+
+def time_systems_isolated(args, systems, notes):
+    """Like :func:`time_systems`, but each system in its own fresh process (``--isolate``)."""
+    timings = {}
+    for system in systems:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            argv = [os.path.abspath(__file__), "--shapes", ",".join(args.shapes), "--cells", ",".join(args.cells),
+                    "--modes", ",".join(args.modes), "--threads", str(args.threads), "--repeats", str(args.repeats),
+                    "--min-time", str(args.min_time), "--only-system", system, "--json-out", out.name]
+            proc = subprocess.run([sys.executable, *argv], stdout=subprocess.DEVNULL, stderr=None)
+            if proc.returncode != 0:
+                notes.append(f"isolated run of {system}: exit code {proc.returncode}")
+                continue
+            with open(out.name) as fh:
+                result = json.load(fh)
+        notes.extend(result["notes"])
+        for key, value in result["timings"]:
+            timings[tuple(key)] = tuple(value) if isinstance(value, list) else value
+    return timings
+
+
+def table_rows(args, backends, timings):
+    """One row per (shape, cell, mode, fastrnn backend), with the peers' best ms beside it."""
+    rows = []
+    for shape_name in args.shapes:
+        for cell in args.cells:
+            for mode in args.modes:
+                def best(system):
+                    value = timings.get((shape_name, cell, mode, system))
+                    return value[1] if isinstance(value, tuple) else None
+
+                peer_ms = {p: best(p) for p in ("torch", "onnxruntime")
+                           if (shape_name, cell, mode, p) in timings}
+                for backend in backends:
+                    value = timings.get((shape_name, cell, mode, f"fastrnn[{backend}]"))
+                    row = dict(shape=shape_name, cell=cell, mode=mode, backend=backend, peers=peer_ms,
+                               flops=step_flops(SHAPES[shape_name], cell, mode), first=None, ms=None)
+                    if isinstance(value, tuple):
+                        row["first"], row["ms"] = value
+                    else:
+                        row["missing"] = value or "error"
                     rows.append(row)
-                    print(_progress(row), file=sys.stderr, flush=True)
     return rows
-
-
-def _progress(row):
-    peers = " ".join(f"{k}={v:.3f}" for k, v in row["peers"].items() if v)
-    ms = f"{row['ms']:.3f}" if row["ms"] else row.get("missing")
-    return f"  {row['shape']}/{row['cell']}/{row['mode']} fastrnn[{row['backend']}]={ms} ms  {peers}"
 
 
 def threads_scaling(args, backends, peers, notes):
@@ -258,6 +304,8 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, notes):
              f"- Machine: {meta['machine']}; load average (1/5/15 min) at start {meta['load_start']}, "
              f"at end {meta['load_end']}",
              f"- Threads: {args.threads} for every system; numba threading layer: {meta['threading_layer']}",
+             "- Main table: " + ("each system timed in its own process (`--isolate`)" if args.isolate
+                                 else "every system timed in this one process, one after the other"),
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
              f"- Missing peers: {', '.join(meta['missing']) or 'none'}",
              f"- Training step head/optimiser for fastrnn: {meta['head_source']}",
@@ -267,7 +315,7 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, notes):
     lines += [f"| {t} | {g:.1f} |" for t, g in sorted(peak.items())] + [""]
     if rows:
         has_ort = any("onnxruntime" in r["peers"] for r in rows)
-        lines += [f"## Time per call (ms, best of {args.repeats} after warm-up; ratio > 1: fastrnn faster)", "",
+        lines += [f"## Time per call (ms: fastest call over {args.repeats} repeats after warm-up; ratio > 1: fastrnn faster)", "",
                   "| shape | cell | mode | fastrnn backend | fastrnn ms | first call ms | PyTorch ms |"
                   + (" ONNX RT ms |" if has_ort else "") + " vs PyTorch |" + (" vs ONNX RT |" if has_ort else "")
                   + f" fastrnn GFLOP/s | % of sgemm ({args.threads} thr) |",
@@ -318,10 +366,24 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, notes):
     return "\n".join(lines)
 
 
+def _isolated_child(args):
+    from runners import set_threads
+
+    if args.only_system in ("torch", "onnxruntime"):
+        import torch  # noqa: F401  (before set_threads, which only reaches an imported torch)
+    set_threads(args.threads)
+    notes = []
+    timings = time_systems(args, [args.only_system], notes)
+    with open(args.json_out, "w") as fh:
+        json.dump({"timings": [[list(k), v] for k, v in timings.items()], "notes": notes}, fh)
+
+
 def main(argv=None):
     args = parse_args(argv)
     command = "python " + " ".join(shlex.quote(a) for a in
                                     [os.path.relpath(os.path.abspath(__file__))] + list(sys.argv[1:] if argv is None else argv))
+    if args.only_system:  # a child of --isolate: time one system, hand the timings back as JSON
+        return _isolated_child(args)
     load_start = load_average()
     import numba
 
@@ -350,7 +412,11 @@ def main(argv=None):
     if args.threads != 1:
         peak[1] = sgemm_gflops(1)
     print(f"sgemm GFLOP/s: {peak}", file=sys.stderr)
-    rows = peer_table(args, backends, peers, notes) if "table" in args.sections else []
+    rows = []
+    if "table" in args.sections:
+        systems = table_systems(backends, peers)
+        timings = (time_systems_isolated if args.isolate else time_systems)(args, systems, notes)
+        rows = table_rows(args, backends, timings)
     scaling = threads_scaling(args, backends, peers, notes) if "threads" in args.sections else []
     memory = peak_memory(args, backends, peers, notes) if "memory" in args.sections else []
     compiled = first_calls(args, backends, notes) if "compile" in args.sections else {}

@@ -22,9 +22,10 @@ def test_torch(benchmark, problem_cache, shape_name, cell, mode):
     run_benchmark(benchmark, torch_call(shape, cell, mode, x, y, state), shape, cell, mode, "torch")
 
 
+@pytest.mark.parametrize("mode", ["inference"])
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("shape_name", list(SHAPES))
-def test_onnxruntime(benchmark, problem_cache, bench_threads, shape_name, cell):
+def test_onnxruntime(benchmark, problem_cache, bench_threads, shape_name, cell, mode):
     pytest.importorskip("onnxruntime", reason="ONNX Runtime peer: pip install onnxruntime")
     pytest.importorskip("torch", reason="the ONNX models are exported from PyTorch: pip install torch==2.13.0")
     from runners import onnx_call
@@ -32,4 +33,4 @@ def test_onnxruntime(benchmark, problem_cache, bench_threads, shape_name, cell):
     shape = SHAPES[shape_name]
     x, y, state = get_problem(problem_cache, shape, cell)
     call = onnx_call(shape, cell, x, state, bench_threads)
-    run_benchmark(benchmark, call, shape, cell, "inference", "onnxruntime")
+    run_benchmark(benchmark, call, shape, cell, mode, "onnxruntime")

@@ -8,8 +8,10 @@ def time_call(fn, repeats=5, min_time=0.05):
     """Time ``fn()``; return ``(first_call_s, best_s)``.
 
     The first call (JIT compile, buffer allocation, lazy imports) is timed on its own; after one more
-    warm-up call each repeat runs ``fn`` enough times to last about ``min_time`` seconds and the best
-    repeat's mean per call is returned (the minimum is the least noisy estimate on a shared machine).
+    warm-up call each of ``repeats`` repeats runs ``fn`` enough times to last about ``min_time``
+    seconds, every call timed on its own, and the fastest call is returned: on a shared machine the
+    minimum is the estimate least disturbed by other processes (a mean would charge fastrnn or a peer
+    for a time slice it lost to a neighbour).
     """
     start = time.perf_counter()
     fn()
@@ -20,10 +22,10 @@ def time_call(fn, repeats=5, min_time=0.05):
     number = max(1, int(min_time / max(one, 1e-7)))
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
         for _ in range(number):
+            start = time.perf_counter()
             fn()
-        best = min(best, (time.perf_counter() - start) / number)
+            best = min(best, time.perf_counter() - start)
     return first, best
 
 
