@@ -348,7 +348,7 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, notes):
         lines += ["## First call per kernel family (fresh process, fresh NUMBA_CACHE_DIR)", "",
                   "`cold` compiles; `cached` is a second process finding the on-disk cache. "
                   "First call on later shapes shows whether compile grows with the number of shapes.", "",
-                  "| backend | cache | import s | cell | call | first call s | warm call s |",
+                  "| backend | cache | import fastrnn s | cell | call | first call s | warm call s |",
                   "|---|---|---|---|---|---|---|"]
         for (backend, kind), result in compile_results.items():
             if not result:
