@@ -7,6 +7,9 @@ Public names: the estimators (``LSTMRegressor``, ``GRUClassifier``, ...), the en
 __version__ = "0.1.0"
 
 from . import nn
+from .estimators import (GRUClassifier, GRURegressor, LSTMClassifier, LSTMRegressor, RNNClassifier,
+                         RNNRegressor)
 from .kernels import available_backends, get_default_backend, set_backend
 
-__all__ = ["__version__", "nn", "available_backends", "get_default_backend", "set_backend"]
+__all__ = ["__version__", "nn", "LSTMRegressor", "LSTMClassifier", "GRURegressor", "GRUClassifier",
+           "RNNRegressor", "RNNClassifier", "available_backends", "get_default_backend", "set_backend"]
