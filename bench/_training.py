@@ -1,9 +1,10 @@
 """The training step the benchmark times for fastrnn: forward, MSE on the last output through a
 linear head, backward, Adam update.
 
-It uses ``fastrnn.nn.linear`` and ``fastrnn.nn.optim`` when they exist, so the benchmark times the
-library's own code; otherwise the small NumPy ``_LinearHead`` / ``_Adam`` below stand in (same
-arithmetic as ``torch.nn.Linear`` + ``torch.optim.Adam`` defaults). :data:`HEAD_SOURCE` says which.
+It uses ``fastrnn.nn.linear.Linear`` and ``fastrnn.nn.optim.Adam`` when they import, so the
+benchmark times the library's own code; otherwise the small NumPy ``_LinearHead`` / ``_Adam`` below
+stand in (same arithmetic as ``torch.nn.Linear`` + ``torch.optim.Adam`` defaults).
+:func:`head_source` says which ran.
 """
 import numpy as np
 
@@ -74,7 +75,11 @@ def _library_parts():
     return linear, optim
 
 
-HEAD_SOURCE = "local bench/_training.py (fastrnn.nn.linear/optim not available)"
+def head_source():
+    """Which head and optimiser the fastrnn training step runs (for the report)."""
+    if _library_parts():
+        return "fastrnn.nn.linear.Linear + fastrnn.nn.optim.Adam (the library's own)"
+    return "local bench/_training.py stand-ins (fastrnn.nn.linear/optim not importable)"
 
 
 def make_training_step(layer, x, y, seed=0):
@@ -83,9 +88,25 @@ def make_training_step(layer, x, y, seed=0):
     ``layer`` is a fastrnn layer stack (batch-first); ``x`` is ``(B, T, I)``, ``y`` is ``(B, 1)``.
     The loss is ``mean((head(output[:, -1]) - y) ** 2)``.
     """
-    weight, bias = initial_head(layer.hidden_size * layer.num_directions, seed)
-    head = _LinearHead(weight, bias)
-    optimiser = _Adam()
+    features = layer.hidden_size * layer.num_directions
+    weight, bias = initial_head(features, seed)
+    library = _library_parts()
+    if library:
+        linear, optim = library
+        head = linear.Linear(features, 1, dtype=np.float32)
+        np.copyto(head.params["weight"], weight)
+        np.copyto(head.params["bias"], bias)
+        layer_adam, head_adam = optim.Adam(learning_rate=1e-3), optim.Adam(learning_rate=1e-3)
+
+        def update():
+            layer_adam.update_params(layer.params, layer.grads)
+            head_adam.update_params(head.params, head.grads)
+    else:
+        head = _LinearHead(weight, bias)
+        optimiser = _Adam()
+
+        def update():
+            optimiser.step(((layer.params, layer.grads), (head.params, head.grads)))
     layer.train()
     batch = x.shape[0]
 
@@ -97,7 +118,7 @@ def make_training_step(layer, x, y, seed=0):
         grad_output = np.zeros_like(output)
         grad_output[:, -1, :] = head.backward(grad_pred.astype(np.float32, copy=False))
         layer.backward(grad_output)
-        optimiser.step(((layer.params, layer.grads), (head.params, head.grads)))
+        update()
         return batch
 
     return step

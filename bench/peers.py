@@ -427,7 +427,7 @@ def main(argv=None):
     meta = dict(date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
                 machine=machine_description(), load_start=load_start, load_end=load_average(),
                 threading_layer=layer, versions=versions(peers), missing=missing,
-                head_source=_training.HEAD_SOURCE, command=command)
+                head_source=_training.head_source(), command=command)
     text = render(args, meta, peak, rows, scaling, memory, compiled, notes)
     print(text)
     if args.markdown_out:
