@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_array
 
-FLOAT_DTYPES = (np.float32, np.float64)
+FLOAT_DTYPES = (np.float64, np.float32)  # float64 first: lists and array-likes keep full precision
 
 
 def _is_ragged_list(X):
@@ -102,5 +102,5 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     if np.any(w < 0):
         raise ValueError("sample_weight must not be negative")
     if not np.any(w > 0):
-        raise ValueError("sample_weight must have at least one positive entry")
+        raise ValueError("sample_weight is zero everywhere; at least one sample needs a positive weight")
     return w.astype(dtype)

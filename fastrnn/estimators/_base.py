@@ -235,6 +235,8 @@ class BaseRecurrentEstimator(BaseEstimator):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         first_fit = not (hasattr(self, "model_") and (incremental or self.warm_start))
         X, lengths = self._validate_X(X, reset=first_fit)
+        if not isinstance(y, (list, tuple)):
+            y = np.asarray(y)
         if len(y) != X.shape[0]:
             raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                              f"X has {X.shape[0]}, y has {len(y)}")
