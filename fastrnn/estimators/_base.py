@@ -189,7 +189,11 @@ class BaseRecurrentEstimator(BaseEstimator):
                 z = np.concatenate([z, np.zeros((z.shape[0], X.shape[1] - steps, z.shape[2]), z.dtype)], axis=1)
             chunks.append(z)
         self.head_._input = None
-        return np.concatenate(chunks, axis=0)
+        z = np.concatenate(chunks, axis=0)
+        if not np.all(np.isfinite(z)):
+            raise ValueError("the model produced non-finite outputs for this X: the inputs are far outside what "
+                             "it was trained on, or training diverged (see the warnings from fit)")
+        return z
 
     # ------------------------------------------------------------------ scaling
     def _fit_input_scaling(self, X, lengths, weights):
@@ -295,14 +299,16 @@ class BaseRecurrentEstimator(BaseEstimator):
                 self.model_.train()
                 for start in range(0, len(order), batch_size):
                     batch = np.sort(order[start:start + batch_size]) if not self.shuffle else order[start:start + batch_size]
+                    before_step = self._snapshot()
                     loss = self._train_step(X, lengths, targets, weights, batch)
                     if not np.isfinite(loss) or not self._parameters_finite():
                         self._restore(last_good)
                         warnings.warn(
-                            f"training diverged (non-finite loss) in epoch {self.n_iter_ + 1}; the weights of "
-                            f"the last complete epoch were kept. Lower learning_rate or set clip_grad_norm.",
+                            f"training diverged (non-finite loss) in epoch {self.n_iter_ + 1}; the last weights "
+                            f"that gave a finite loss were kept. Lower learning_rate or set clip_grad_norm.",
                             ConvergenceWarning, stacklevel=3)
                         return
+                    last_good = before_step  # these weights gave a finite loss on this batch
                     batch_weight = float(weights[batch].sum())
                     epoch_loss += loss * batch_weight
                     epoch_weight += batch_weight
@@ -310,7 +316,6 @@ class BaseRecurrentEstimator(BaseEstimator):
                 self.n_iter_ += 1
                 epoch_loss /= max(epoch_weight, 1e-300)
                 self.loss_curve_.append(epoch_loss)
-                last_good = self._snapshot()
                 score = None
                 if use_validation:
                     score = self._validation_score(X[val_idx], lengths[val_idx], targets[val_idx], weights[val_idx])
@@ -331,8 +336,8 @@ class BaseRecurrentEstimator(BaseEstimator):
                     break
         except KeyboardInterrupt:
             self._restore(last_good)
-            warnings.warn(f"training interrupted after {self.n_iter_} epochs; the model keeps the weights "
-                          f"of the last complete epoch", UserWarning, stacklevel=3)
+            warnings.warn(f"training interrupted in epoch {self.n_iter_ + 1}; the model keeps the weights of "
+                          f"the last complete training step", UserWarning, stacklevel=3)
             converged = True
         if use_validation and best is not None:
             self._restore(best)
