@@ -6,10 +6,11 @@ Public names: the estimators (``LSTMRegressor``, ``GRUClassifier``, ...), the en
 """
 __version__ = "0.1.0"
 
-from . import nn
+from . import datasets, nn
 from .estimators import (GRUClassifier, GRURegressor, LSTMClassifier, LSTMRegressor, RNNClassifier,
                          RNNRegressor)
 from .kernels import available_backends, get_default_backend, set_backend
+from .preprocessing import WindowTransformer, make_windows
 
-__all__ = ["__version__", "nn", "LSTMRegressor", "LSTMClassifier", "GRURegressor", "GRUClassifier",
+__all__ = ["__version__", "nn", "datasets", "make_windows", "WindowTransformer", "LSTMRegressor", "LSTMClassifier", "GRURegressor", "GRUClassifier",
            "RNNRegressor", "RNNClassifier", "available_backends", "get_default_backend", "set_backend"]
