@@ -2,6 +2,8 @@
 
 Tolerances: the error measure is the norm-wise relative error max|actual - expected| / max|expected|
 (expected from PyTorch in float64). float64 layers must agree to 1e-9, float32 layers to 1e-4.
+For float32 the scale is at least 1: a float32 gradient that is a sum of O(1) terms cancelling to
+1e-3 carries only the terms' absolute accuracy, so below unit magnitude the 1e-4 bound is absolute.
 """
 import pickle
 
@@ -21,8 +23,8 @@ BACKENDS = available_backends()
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 
 
-def relative_error(actual, expected):
-    scale = max(float(np.max(np.abs(expected))), 1e-30)
+def relative_error(actual, expected, floor=1e-30):
+    scale = max(float(np.max(np.abs(expected))), floor)
     return float(np.max(np.abs(np.asarray(actual, dtype=np.float64) - expected))) / scale
 
 
@@ -69,9 +71,10 @@ def compare_with_torch(layer, problem):
                        zeros if h0 is None else h0.astype(np.float64),
                        zeros if c0 is None else c0.astype(np.float64),
                        grad_output, grad_h_n, grad_c_n)
-    errors = {key: relative_error(ours[key], theirs[key])
+    floor = 1.0 if layer.dtype == np.float32 else 1e-30
+    errors = {key: relative_error(ours[key], theirs[key], floor)
               for key in ("output", "h_n", "c_n", "grad_x", "grad_h0", "grad_c0") if theirs[key] is not None}
-    errors.update({f"grad {name}": relative_error(ours["grads"][name], theirs["grads"][name])
+    errors.update({f"grad {name}": relative_error(ours["grads"][name], theirs["grads"][name], floor)
                    for name in theirs["grads"]})
     return errors
 

@@ -1,17 +1,14 @@
 """Fused GRU kernels (PyTorch gate order r, z, n; ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``).
 
-Same structure as the LSTM kernels: the input projection for all steps is one GEMM, each thread runs
-the whole time loop on its chunk of the batch, and the weight gradients are GEMMs after the loop.
-The recurrent projection keeps its own bias inside the product because ``r`` gates ``W_hn h + b_hn``.
+The time loops only, structured like the LSTM ones. The recurrent projection keeps its own bias inside the product because ``r`` gates ``W_hn h + b_hn``.
 """
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds, chunk_count
+from ._chunks import chunk_bounds
 from ._matvec import ROW_BLOCK, add_rows_times_matrix
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
-from .lstm import weight_and_input_gradients
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -110,36 +107,3 @@ def gru_backward_recurrence(grad_out, lengths, w_hh, h0, out, gates, hidden_n, d
                     if t < lengths[b]:
                         for j in range(H):
                             dh[b, j] += acc[r, j]
-
-
-def gru_forward(x, lengths, weights, h0, c0=None, need_grad=True):
-    """See :mod:`fastrnn.kernels.reference` for the contract."""
-    w_ih, w_hh, b_ih, b_hh = weights
-    T, B, I = x.shape
-    H = w_hh.shape[1]
-    from_x = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, 3 * H)
-    from_x += b_ih
-    out = np.zeros((T, B, H), dtype=x.dtype)
-    h_n = np.empty_like(h0)
-    gates = np.empty((T, B, 3 * H) if need_grad else (0, 0, 0), x.dtype)
-    hidden_n = np.empty((T, B, H) if need_grad else (0, 0, 0), x.dtype)
-    gru_forward_recurrence(from_x, lengths, np.ascontiguousarray(w_hh.T), b_hh, np.ascontiguousarray(h0),
-                           out, h_n, gates, hidden_n, need_grad, chunk_count(B))
-    cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
-    return out, h_n, None, cache
-
-
-def gru_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):
-    """See :mod:`fastrnn.kernels.reference` for the contract."""
-    w_ih, w_hh, b_ih, b_hh = weights
-    x, out, h0 = cache["x"], cache["out"], cache["h0"]
-    T, B, I = x.shape
-    H = w_hh.shape[1]
-    dh = np.zeros_like(h0) if grad_h_n is None else np.array(grad_h_n, dtype=x.dtype)
-    d_from_x = np.zeros((T, B, 3 * H), dtype=x.dtype)
-    d_from_h = np.zeros((T, B, 3 * H), dtype=x.dtype)
-    gru_backward_recurrence(np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], w_hh,
-                            np.ascontiguousarray(h0), out, cache["gates"], cache["hidden_n"], dh,
-                            d_from_x, d_from_h, chunk_count(B))
-    grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h)
-    return grad_x, dh, None, grads

@@ -1,14 +1,14 @@
 """Fused LSTM kernels (PyTorch gate order i, f, g, o).
 
-Forward: the input projection of every step is one GEMM before the time loop; each thread then owns
-a contiguous chunk of the batch and runs the whole time loop on it: per step the recurrent product
-of its rows and one fused gate pass. Backward: per step only the gate gradients and ``dh_{t-1}``;
-the weight and input gradients are three GEMMs after the loop.
+The time loops only (see :mod:`fastrnn.kernels._driver` for the GEMMs around them): each thread
+owns a contiguous chunk of the batch and runs the whole time loop on it, per step the recurrent
+product of its rows and one fused gate pass; backward computes per step only the gate gradients and
+``dh_{t-1}``.
 """
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds, chunk_count
+from ._chunks import chunk_bounds
 from ._matvec import ROW_BLOCK, add_rows_times_matrix
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
@@ -113,58 +113,3 @@ def lstm_backward_recurrence(grad_out, lengths, w_hh, c0, gates, tanh_c, c_state
                 for r in range(rows):
                     if t < lengths[first + r0 + r]:
                         dh[first + r0 + r, :] = acc[r]
-
-
-def lstm_forward(x, lengths, weights, h0, c0, need_grad=True):
-    """See :mod:`fastrnn.kernels.reference` for the contract."""
-    w_ih, w_hh, b_ih, b_hh = weights
-    T, B, I = x.shape
-    H = w_hh.shape[1]
-    gates = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, 4 * H)
-    gates += b_ih + b_hh
-    out = np.zeros((T, B, H), dtype=x.dtype)
-    h_n, c_n = np.empty_like(h0), np.empty_like(h0)
-    saved_shape = (T, B, H) if need_grad else (0, 0, 0)
-    tanh_c, c_states = np.empty(saved_shape, x.dtype), np.empty(saved_shape, x.dtype)
-    lstm_forward_recurrence(gates, lengths, np.ascontiguousarray(w_hh.T), np.ascontiguousarray(h0),
-                            np.ascontiguousarray(c0), out, h_n, c_n, tanh_c, c_states, need_grad,
-                            chunk_count(B))
-    cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
-                 c_states=c_states) if need_grad else None
-    return out, h_n, c_n, cache
-
-
-def lstm_backward(weights, cache, grad_out, grad_h_n, grad_c_n):
-    """See :mod:`fastrnn.kernels.reference` for the contract."""
-    w_ih, w_hh, b_ih, b_hh = weights
-    x, out, h0 = cache["x"], cache["out"], cache["h0"]
-    T, B, I = x.shape
-    H = w_hh.shape[1]
-    dh = np.zeros_like(h0) if grad_h_n is None else np.array(grad_h_n, dtype=x.dtype)
-    dc = np.zeros_like(h0) if grad_c_n is None else np.array(grad_c_n, dtype=x.dtype)
-    d_pre = np.zeros((T, B, 4 * H), dtype=x.dtype)
-    lstm_backward_recurrence(np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], w_hh,
-                             np.ascontiguousarray(cache["c0"]), cache["gates"], cache["tanh_c"],
-                             cache["c_states"], dh, dc, d_pre, chunk_count(B))
-    grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_pre, d_pre)
-    return grad_x, dh, dc, grads
-
-
-def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h):
-    """The big GEMMs after a backward time loop.
-
-    ``d_from_x`` (T, B, G*H) is the gradient at the input projection, ``d_from_h`` the one at the
-    recurrent projection (the same array for LSTM and RNN; they differ for GRU). Returns
-    ``(grad_x, (gw_ih, gw_hh, gb_ih, gb_hh))``.
-    """
-    T, B, I = x.shape
-    H = out.shape[2]
-    dx2 = d_from_x.reshape(T * B, -1)
-    dh2 = d_from_h.reshape(T * B, -1)
-    h_prev = np.empty_like(out)  # state entering each step; rows past their end get zero gradient
-    h_prev[0] = h0
-    h_prev[1:] = out[:-1]
-    grad_x = (dx2 @ w_ih).reshape(T, B, I)
-    gw_ih = dx2.T @ x.reshape(T * B, I)
-    gw_hh = dh2.T @ h_prev.reshape(T * B, H)
-    return grad_x, (gw_ih, gw_hh, dx2.sum(axis=0), dh2.sum(axis=0))

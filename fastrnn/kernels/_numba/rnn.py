@@ -1,13 +1,12 @@
 """Fused vanilla (Elman) RNN kernels, ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`` with
-``act`` tanh or relu (a compile-time flag, so each dtype compiles one kernel per pass)."""
+``act`` tanh or relu (a flag, so each dtype compiles one kernel per pass): the time loops only."""
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds, chunk_count
+from ._chunks import chunk_bounds
 from ._matvec import ROW_BLOCK, add_rows_times_matrix
 from .activations import one_of, tanh
 from .config import PARALLEL_OPTIONS
-from .lstm import weight_and_input_gradients
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -80,46 +79,3 @@ def rnn_backward_recurrence(grad_out, lengths, w_hh, out, dh, d_pre, relu, n_chu
                 for r in range(rows):
                     if t < lengths[first + r0 + r]:
                         dh[first + r0 + r, :] = acc[r]
-
-
-def _forward(x, lengths, weights, h0, relu, need_grad):
-    w_ih, w_hh, b_ih, b_hh = weights
-    T, B, I = x.shape
-    H = w_hh.shape[1]
-    pre = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, H)
-    pre += b_ih + b_hh
-    out = np.zeros((T, B, H), dtype=x.dtype)
-    h_n = np.empty_like(h0)
-    rnn_forward_recurrence(pre, lengths, np.ascontiguousarray(w_hh.T), np.ascontiguousarray(h0), out, h_n,
-                           relu, chunk_count(B))
-    cache = dict(x=x, lengths=lengths, h0=h0, out=out, relu=relu) if need_grad else None
-    return out, h_n, None, cache
-
-
-def _backward(weights, cache, grad_out, grad_h_n):
-    w_ih, w_hh, b_ih, b_hh = weights
-    x, out, h0 = cache["x"], cache["out"], cache["h0"]
-    dh = np.zeros_like(h0) if grad_h_n is None else np.array(grad_h_n, dtype=x.dtype)
-    d_pre = np.zeros(out.shape, dtype=x.dtype)
-    rnn_backward_recurrence(np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], w_hh, out, dh,
-                            d_pre, cache["relu"], chunk_count(x.shape[1]))
-    grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_pre, d_pre)
-    return grad_x, dh, None, grads
-
-
-def rnn_tanh_forward(x, lengths, weights, h0, c0=None, need_grad=True):
-    """See :mod:`fastrnn.kernels.reference` for the contract."""
-    return _forward(x, lengths, weights, h0, False, need_grad)
-
-
-def rnn_relu_forward(x, lengths, weights, h0, c0=None, need_grad=True):
-    """See :mod:`fastrnn.kernels.reference` for the contract."""
-    return _forward(x, lengths, weights, h0, True, need_grad)
-
-
-def rnn_tanh_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):
-    """See :mod:`fastrnn.kernels.reference` for the contract."""
-    return _backward(weights, cache, grad_out, grad_h_n)
-
-
-rnn_relu_backward = rnn_tanh_backward

@@ -1,0 +1,147 @@
+"""The Python half of every compiled backend: buffers, the big GEMMs, and the call into the time loop.
+
+A compiled backend (Numba, Cython) provides only the six recurrence functions — the time loops, with
+the argument lists documented on the Numba versions in :mod:`fastrnn.kernels._numba` — and a
+``chunk_count(batch)`` that says how many batch chunks run in parallel. :class:`FusedKernels` turns
+them into the ``{cell}_forward`` / ``{cell}_backward`` functions of the kernel contract
+(:mod:`fastrnn.kernels.reference`): the input projection of all steps as one GEMM before the loop,
+the weight and input gradients as GEMMs after it.
+"""
+import numpy as np
+
+
+def _zeros_or_copy(grad, like):
+    return np.zeros_like(like) if grad is None else np.array(grad, dtype=like.dtype)
+
+
+def _saved(shape, need_grad, dtype):
+    return np.empty(shape if need_grad else (0,) * len(shape), dtype)
+
+
+def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h):
+    """The GEMMs after a backward time loop.
+
+    ``d_from_x`` (T, B, G*H) is the gradient at the input projection, ``d_from_h`` the one at the
+    recurrent projection (the same array for LSTM and RNN; they differ for GRU). Returns
+    ``(grad_x, (gw_ih, gw_hh, gb_ih, gb_hh))``.
+    """
+    T, B, I = x.shape
+    H = out.shape[2]
+    dx2 = d_from_x.reshape(T * B, -1)
+    dh2 = d_from_h.reshape(T * B, -1)
+    h_prev = np.empty_like(out)  # state entering each step; rows past their end get zero gradient
+    h_prev[0] = h0
+    h_prev[1:] = out[:-1]
+    grad_x = (dx2 @ w_ih).reshape(T, B, I)
+    gw_ih = dx2.T @ x.reshape(T * B, I)
+    gw_hh = dh2.T @ h_prev.reshape(T * B, H)
+    return grad_x, (gw_ih, gw_hh, dx2.sum(axis=0), dh2.sum(axis=0))
+
+
+def _input_projection(x, w_ih, bias, gates):
+    """``x_t W_ih^T + bias`` for every step: (T, B, I) -> (T, B, G*H), one GEMM."""
+    T, B, I = x.shape
+    projected = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, gates)
+    projected += bias
+    return projected
+
+
+class FusedKernels:
+    """The contract's eight kernel functions over one backend's recurrences."""
+
+    def __init__(self, *, lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward, rnn_backward,
+                 chunk_count):
+        self._lstm = (lstm_forward, lstm_backward)
+        self._gru = (gru_forward, gru_backward)
+        self._rnn = (rnn_forward, rnn_backward)
+        self._chunk_count = chunk_count
+
+    # ---------------------------------------------------------------- LSTM
+    def lstm_forward(self, x, lengths, weights, h0, c0, need_grad=True):
+        w_ih, w_hh, b_ih, b_hh = weights
+        T, B, _ = x.shape
+        H = w_hh.shape[1]
+        gates = _input_projection(x, w_ih, b_ih + b_hh, 4 * H)
+        out = np.zeros((T, B, H), dtype=x.dtype)
+        h_n, c_n = np.empty_like(h0), np.empty_like(h0)
+        tanh_c, c_states = _saved((T, B, H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
+        h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
+        self._lstm[0](gates, lengths, np.ascontiguousarray(w_hh.T), h0, c0, out, h_n, c_n, tanh_c, c_states,
+                      need_grad, self._chunk_count(B))
+        cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
+                     c_states=c_states) if need_grad else None
+        return out, h_n, c_n, cache
+
+    def lstm_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n):
+        w_ih, w_hh = weights[:2]
+        x, out, h0 = cache["x"], cache["out"], cache["h0"]
+        dh, dc = _zeros_or_copy(grad_h_n, h0), _zeros_or_copy(grad_c_n, h0)
+        d_pre = np.zeros(cache["gates"].shape, dtype=x.dtype)
+        self._lstm[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], np.ascontiguousarray(w_hh),
+                      cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre,
+                      self._chunk_count(x.shape[1]))
+        grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_pre, d_pre)
+        return grad_x, dh, dc, grads
+
+    # ---------------------------------------------------------------- GRU
+    def gru_forward(self, x, lengths, weights, h0, c0=None, need_grad=True):
+        w_ih, w_hh, b_ih, b_hh = weights
+        T, B, _ = x.shape
+        H = w_hh.shape[1]
+        from_x = _input_projection(x, w_ih, b_ih, 3 * H)
+        out = np.zeros((T, B, H), dtype=x.dtype)
+        h_n = np.empty_like(h0)
+        gates, hidden_n = _saved((T, B, 3 * H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
+        h0 = np.ascontiguousarray(h0)
+        self._gru[0](from_x, lengths, np.ascontiguousarray(w_hh.T), np.ascontiguousarray(b_hh), h0, out, h_n,
+                     gates, hidden_n, need_grad, self._chunk_count(B))
+        cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
+        return out, h_n, None, cache
+
+    def gru_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n=None):
+        w_ih, w_hh = weights[:2]
+        x, out, h0 = cache["x"], cache["out"], cache["h0"]
+        dh = _zeros_or_copy(grad_h_n, h0)
+        d_from_x = np.zeros(cache["gates"].shape, dtype=x.dtype)
+        d_from_h = np.zeros(cache["gates"].shape, dtype=x.dtype)
+        self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], np.ascontiguousarray(w_hh),
+                     h0, out, cache["gates"], cache["hidden_n"], dh, d_from_x, d_from_h,
+                     self._chunk_count(x.shape[1]))
+        grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h)
+        return grad_x, dh, None, grads
+
+    # ---------------------------------------------------------------- vanilla RNN
+    def _rnn_forward(self, x, lengths, weights, h0, relu, need_grad):
+        w_ih, w_hh, b_ih, b_hh = weights
+        T, B, _ = x.shape
+        H = w_hh.shape[1]
+        pre = _input_projection(x, w_ih, b_ih + b_hh, H)
+        out = np.zeros((T, B, H), dtype=x.dtype)
+        h_n = np.empty_like(h0)
+        h0 = np.ascontiguousarray(h0)
+        self._rnn[0](pre, lengths, np.ascontiguousarray(w_hh.T), h0, out, h_n, relu, self._chunk_count(B))
+        cache = dict(x=x, lengths=lengths, h0=h0, out=out, relu=relu) if need_grad else None
+        return out, h_n, None, cache
+
+    def rnn_tanh_forward(self, x, lengths, weights, h0, c0=None, need_grad=True):
+        return self._rnn_forward(x, lengths, weights, h0, False, need_grad)
+
+    def rnn_relu_forward(self, x, lengths, weights, h0, c0=None, need_grad=True):
+        return self._rnn_forward(x, lengths, weights, h0, True, need_grad)
+
+    def rnn_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n=None):
+        w_ih, w_hh = weights[:2]
+        x, out, h0 = cache["x"], cache["out"], cache["h0"]
+        dh = _zeros_or_copy(grad_h_n, h0)
+        d_pre = np.zeros(out.shape, dtype=x.dtype)
+        self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], np.ascontiguousarray(w_hh),
+                     out, dh, d_pre, cache["relu"], self._chunk_count(x.shape[1]))
+        grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_pre, d_pre)
+        return grad_x, dh, None, grads
+
+    def export(self):
+        """The contract's names, for a backend module's namespace."""
+        return dict(lstm_forward=self.lstm_forward, lstm_backward=self.lstm_backward,
+                    gru_forward=self.gru_forward, gru_backward=self.gru_backward,
+                    rnn_tanh_forward=self.rnn_tanh_forward, rnn_tanh_backward=self.rnn_backward,
+                    rnn_relu_forward=self.rnn_relu_forward, rnn_relu_backward=self.rnn_backward)
