@@ -2,7 +2,7 @@
 
     python bench/peers.py [--shapes small,medium,...] [--cells lstm,gru] [--modes inference,training]
                           [--backends numba,cython] [--threads 2] [--repeats 5]
-                          [--sections table,threads,memory,compile] [--markdown-out FILE]
+                          [--sections table,threads,memory,compile,coldstart] [--markdown-out FILE]
 
 Every system runs on the same inputs and the same initial weights, with the same thread count
 (Numba and NumPy's BLAS for fastrnn, ``torch.set_num_threads``, ONNX Runtime ``intra_op_num_threads``
@@ -29,9 +29,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from shapes import CELLS, MEMORY_SHAPE, MODES, SHAPES, make_inputs, step_flops  # noqa: E402
+import cold_start  # noqa: E402
 from timing import sgemm_gflops, time_call  # noqa: E402
 
-SECTIONS = ("table", "threads", "memory", "compile")
+SECTIONS = ("table", "threads", "memory", "compile", "coldstart")
 COOL_DOWN_S = 0.3
 
 
@@ -298,7 +299,7 @@ def _ratio(peer, ours):
     return f"{peer / ours:.2f}×" if peer and ours else "—"
 
 
-def render(args, meta, peak, rows, scaling, memory, compile_results, notes):
+def render(args, meta, peak, rows, scaling, memory, compile_results, cold, notes):
     lines = [f"# fastrnn vs PyTorch vs ONNX Runtime", "",
              f"- Date: {meta['date']}",
              f"- Machine: {meta['machine']}; load average (1/5/15 min) at start {meta['load_start']}, "
@@ -361,6 +362,8 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, notes):
                     lines.append(f"| {backend} | {kind} | {result['import_s']:.2f} | {cell} | {call} | "
                                  f"{t['first_s']:.3f} | {t['warm_s']:.4f} |")
         lines.append("")
+    if cold:
+        lines.append(cold_start.render(cold, args.threads))
     if notes:
         lines += ["## Notes (missing kernels, errors)", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
@@ -420,6 +423,7 @@ def main(argv=None):
     scaling = threads_scaling(args, backends, peers, notes) if "threads" in args.sections else []
     memory = peak_memory(args, backends, peers, notes) if "memory" in args.sections else []
     compiled = first_calls(args, backends, notes) if "compile" in args.sections else {}
+    cold = cold_start.measure(args.threads, backends) if "coldstart" in args.sections else []
     try:
         layer = numba.threading_layer()
     except ValueError:
@@ -428,7 +432,7 @@ def main(argv=None):
                 machine=machine_description(), load_start=load_start, load_end=load_average(),
                 threading_layer=layer, versions=versions(peers), missing=missing,
                 head_source=_training.head_source(), command=command)
-    text = render(args, meta, peak, rows, scaling, memory, compiled, notes)
+    text = render(args, meta, peak, rows, scaling, memory, compiled, cold, notes)
     print(text)
     if args.markdown_out:
         with open(args.markdown_out, "w") as fh:

@@ -6,11 +6,32 @@ Public names: the estimators (``LSTMRegressor``, ``GRUClassifier``, ...), the en
 """
 __version__ = "0.1.0"
 
-from . import datasets, nn
-from .estimators import (GRUClassifier, GRURegressor, LSTMClassifier, LSTMRegressor, RNNClassifier,
-                         RNNRegressor)
-from .kernels import available_backends, get_default_backend, set_backend
-from .preprocessing import WindowTransformer, make_windows
+import importlib
 
-__all__ = ["__version__", "nn", "datasets", "make_windows", "WindowTransformer", "LSTMRegressor", "LSTMClassifier", "GRURegressor", "GRUClassifier",
-           "RNNRegressor", "RNNClassifier", "available_backends", "get_default_backend", "set_backend"]
+from . import nn
+from .kernels import available_backends, get_default_backend, get_num_threads, set_backend, set_num_threads
+
+# The estimators, the datasets and the preprocessing helpers need scikit-learn, whose import takes
+# about a second: they load on first use, so a service that only runs ``fastrnn.nn`` starts fast.
+_LAZY_NAMES = {name: "estimators" for name in ("LSTMRegressor", "LSTMClassifier", "GRURegressor", "GRUClassifier",
+                                               "RNNRegressor", "RNNClassifier")}
+_LAZY_NAMES.update(make_windows="preprocessing", WindowTransformer="preprocessing")
+_LAZY_MODULES = ("datasets", "estimators", "preprocessing")
+
+__all__ = ["__version__", "nn", "datasets", "make_windows", "WindowTransformer", "LSTMRegressor", "LSTMClassifier",
+           "GRURegressor", "GRUClassifier", "RNNRegressor", "RNNClassifier", "available_backends",
+           "get_default_backend", "set_backend", "get_num_threads", "set_num_threads"]
+
+
+def __getattr__(name):
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fastrnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -15,7 +15,13 @@ def main(argv=None):
 
     if args.command == "info":
         print(f"fastrnn {fastrnn.__version__}; backends available: {', '.join(fastrnn.available_backends())}; "
-              f"default: {fastrnn.get_default_backend()}")
+              f"default: {fastrnn.get_default_backend()}; kernel threads: {fastrnn.get_num_threads()}")
+        if "numba" in fastrnn.available_backends():
+            import numba
+            print(f"numba {numba.__version__}; threading layer: {numba.config.THREADING_LAYER}")
+        if "cython" in fastrnn.available_backends():
+            from fastrnn.kernels._cython import openmp_enabled
+            print(f"Cython kernels built with OpenMP: {openmp_enabled()}")
         return 0
     from fastrnn import demo
 

@@ -16,7 +16,7 @@ def test_japanese_vowels_accuracy_is_at_least_90_percent():
     assert result["model"] > result["baseline"]
 
 
-def test_command_line_runs_the_demo():
+def test_command_line_runs_the_demo(tmp_path):
     done = subprocess.run([sys.executable, "-m", "fastrnn", "demo"], capture_output=True, text=True,
-                          timeout=600, check=True)
+                          timeout=600, check=True, cwd=tmp_path)  # the installed package, not the tree
     assert done.stdout.count("fastrnn beats the baseline") == 2, done.stdout

@@ -151,7 +151,7 @@ def test_persisted_model_predicts_bit_identically_in_a_new_process(tmp_path, dum
               "X = list(np.load(sys.argv[2], allow_pickle=True))\n"
               "assert np.array_equal(model.predict_proba(X), np.load(sys.argv[3])), 'predictions differ'\n")
     subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "X.npy"),
-                    str(tmp_path / "expected.npy")], check=True)
+                    str(tmp_path / "expected.npy")], check=True, cwd=tmp_path)  # the installed package
 
 
 # ------------------------------------------------------------------ training policy

@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import nn
 from .._validation import check_sample_weight, check_sequences
+from ..kernels import num_threads
 from ..nn.linear import Linear
 from ..nn.optim import OPTIMIZERS, clip_grad_norm
 
@@ -21,23 +22,13 @@ PREDICT_BATCH_SIZE = 4096  # sequences per forward pass at prediction time: boun
 
 @contextlib.contextmanager
 def thread_limit(n_threads):
-    """Run the block with ``n_threads`` threads for the Numba kernels and BLAS (None: unchanged)."""
+    """Run the block with ``n_threads`` threads for the compiled kernels and BLAS (None: unchanged)."""
     if n_threads is None:
         yield
         return
     from threadpoolctl import threadpool_limits
-    try:
-        import numba
-        previous = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
-    except ImportError:
-        numba, previous = None, None
-    try:
-        with threadpool_limits(limits=int(n_threads), user_api="blas"):
-            yield
-    finally:
-        if numba is not None:
-            numba.set_num_threads(previous)
+    with num_threads(n_threads), threadpool_limits(limits=int(n_threads), user_api="blas"):
+        yield
 
 
 class _ProgressBar:

@@ -8,6 +8,7 @@ imports, else Cython (with one warning), else the reference.
 Every backend module exposes, for each cell in :data:`CELLS`, ``{cell}_forward`` and
 ``{cell}_backward`` with the contract documented in :mod:`fastrnn.kernels.reference`.
 """
+import contextlib
 import importlib
 import os
 import warnings
@@ -82,6 +83,37 @@ def resolve_backend(name="auto"):
                           "the Cython extensions"}.get(name, "")
         raise ImportError(f"fastrnn backend {name!r} is not available: {_import_errors[name]}. {hint}")
     return name
+
+
+def set_num_threads(n):
+    """Threads the compiled kernels (Numba and Cython) split a batch over, process-wide.
+
+    NumPy's BLAS, which runs the GEMMs around the time loops, keeps its own setting
+    (``threadpoolctl`` changes it); the estimators' ``n_threads`` sets both.
+    """
+    for name in ("numba", "cython"):
+        module = _load(name)
+        if module is not None:
+            module.set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads the default compiled backend uses (1 when only the reference is available)."""
+    module = _load(resolve_backend("auto"))
+    return module.get_num_threads() if hasattr(module, "get_num_threads") else 1
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """Run the block with ``n`` kernel threads in every loaded compiled backend, then restore them."""
+    modules = [module for module in map(_load, ("numba", "cython")) if module is not None]
+    previous = [module.get_num_threads() for module in modules]
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        for module, threads in zip(modules, previous):
+            module.set_num_threads(threads)
 
 
 def cell_kernels(cell, backend="auto"):

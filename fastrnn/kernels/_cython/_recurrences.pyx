@@ -1,0 +1,517 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Ahead-of-time compiled time loops: the Cython twins of :mod:`fastrnn.kernels._numba`'s recurrences.
+
+Every function here has the argument list of the Numba function of the same name (shapes and
+layouts are documented there and in :mod:`fastrnn.kernels._driver`, which calls them): the batch is
+cut into ``n_chunks`` contiguous chunks, each chunk runs the whole time loop in its own OpenMP thread
+(no barrier per step), and per step its rows get one recurrent product and one gate pass. Pointers
+and C loops only inside the parallel region: no Python object, no GIL.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport tanh as libm_tanh
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fastrnn_openmp_enabled(void) { return 1; }
+    static int fastrnn_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int fastrnn_openmp_enabled(void) { return 0; }
+    static int fastrnn_max_threads(void) { return 1; }
+    #endif
+    """
+    int fastrnn_openmp_enabled() noexcept nogil
+    int fastrnn_max_threads() noexcept nogil
+
+cdef enum:
+    ROW_BLOCK = 4  # batch rows that share each weight load in the recurrent product
+
+# float32 tanh as a 13/6 rational polynomial on a clamped argument (about 3 ulp; the same
+# approximation as the Numba backend): branch-free, so GCC vectorises the gate loops around it.
+cdef float TANH_CLAMP = 7.90531110763549805
+cdef float A1 = 4.89352455891786e-03, A3 = 6.37261928875436e-04, A5 = 1.48572235717979e-05
+cdef float A7 = 5.12229709037114e-08, A9 = -8.60467152213735e-11, A11 = 2.00018790482477e-13
+cdef float A13 = -2.76076847742355e-16
+cdef float B0 = 4.89352518554385e-03, B2 = 2.26843463243900e-03, B4 = 1.18534705686654e-04
+cdef float B6 = 1.19825839466702e-06
+
+
+def openmp_enabled():
+    """Whether this build runs chunks in parallel (False when the compiler had no OpenMP)."""
+    return bool(fastrnn_openmp_enabled())
+
+
+def max_threads():
+    """OpenMP's default thread count (``OMP_NUM_THREADS`` or the cores), 1 without OpenMP."""
+    return fastrnn_max_threads()
+
+
+cdef inline float tanh_f32(float x) noexcept nogil:
+    cdef float x2, p, q
+    x = TANH_CLAMP if x > TANH_CLAMP else x
+    x = -TANH_CLAMP if x < -TANH_CLAMP else x
+    x2 = x * x
+    p = x2 * A13 + A11
+    p = x2 * p + A9
+    p = x2 * p + A7
+    p = x2 * p + A5
+    p = x2 * p + A3
+    p = x2 * p + A1
+    q = x2 * B6 + B4
+    q = x2 * q + B2
+    q = x2 * q + B0
+    return x * p / q
+
+
+cdef inline floating tanh_(floating x) noexcept nogil:
+    """tanh: the rational form for float32, libm for float64 (exact to rounding)."""
+    if floating is float:
+        return tanh_f32(x)
+    else:
+        return libm_tanh(x)
+
+
+cdef inline floating sigmoid_(floating x) noexcept nogil:
+    """Logistic function as ``tanh(x / 2) / 2 + 1 / 2``: finite everywhere, no exp overflow."""
+    cdef floating half = 0.5
+    return half * tanh_(half * x) + half
+
+
+cdef inline void add_rows_times_matrix(floating* acc, Py_ssize_t acc_stride, const floating* vectors,
+                                       Py_ssize_t vector_stride, Py_ssize_t rows, const floating* matrix,
+                                       Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+    """``acc[r, :N] += vectors[r, :K] @ matrix`` for ``r < rows <= ROW_BLOCK``; matrix (K, N) C order.
+
+    Rows are ``acc_stride`` / ``vector_stride`` elements apart. The inner loops run over contiguous
+    weight columns, which GCC vectorises.
+    """
+    cdef Py_ssize_t k, j, r
+    cdef floating v0, v1, v2, v3, wj, v
+    cdef floating *a0
+    cdef floating *a1
+    cdef floating *a2
+    cdef floating *a3
+    cdef const floating* w
+    if rows == ROW_BLOCK:
+        a0, a1, a2, a3 = acc, acc + acc_stride, acc + 2 * acc_stride, acc + 3 * acc_stride
+        for k in range(K):
+            v0 = vectors[k]
+            v1 = vectors[vector_stride + k]
+            v2 = vectors[2 * vector_stride + k]
+            v3 = vectors[3 * vector_stride + k]
+            w = matrix + k * N
+            for j in range(N):
+                wj = w[j]
+                a0[j] += v0 * wj
+                a1[j] += v1 * wj
+                a2[j] += v2 * wj
+                a3[j] += v3 * wj
+    else:
+        for r in range(rows):
+            a0 = acc + r * acc_stride
+            for k in range(K):
+                v = vectors[r * vector_stride + k]
+                w = matrix + k * N
+                for j in range(N):
+                    a0[j] += v * w[j]
+
+
+cdef inline floating* data_or_null(floating[:, :, ::1] array) noexcept nogil:
+    """The first element of a (T, B, N) buffer, or NULL for the empty buffers of inference mode."""
+    if array.shape[0] == 0 or array.shape[1] == 0 or array.shape[2] == 0:
+        return NULL
+    return &array[0, 0, 0]
+
+
+# ------------------------------------------------------------------------------------------- LSTM
+cdef int lstm_forward_chunk(floating* gates, const int64_t* lengths, const floating* w_hh_t,
+                            const floating* h0, const floating* c0, floating* out, floating* h_n,
+                            floating* c_n, floating* tanh_c, floating* c_states, bint save,
+                            Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t first,
+                            Py_ssize_t last) noexcept nogil:
+    cdef Py_ssize_t G = 4 * H, n = last - first, t, r0, r, rows, b, j, at
+    cdef floating one = 1
+    cdef floating* h = <floating*> malloc(n * H * sizeof(floating))
+    cdef floating* c = <floating*> malloc(n * H * sizeof(floating))
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * G * sizeof(floating))
+    cdef floating* tc = <floating*> malloc(H * sizeof(floating))
+    cdef floating *a
+    cdef floating *c_row
+    cdef floating *h_row
+    if h == NULL or c == NULL or acc == NULL or tc == NULL:
+        free(h); free(c); free(acc); free(tc)
+        return 1
+    memcpy(h, h0 + first * H, n * H * sizeof(floating))
+    memcpy(c, c0 + first * H, n * H * sizeof(floating))
+    for t in range(T):
+        r0 = 0
+        while r0 < n:
+            rows = min(ROW_BLOCK, n - r0)
+            memcpy(acc, gates + (t * B + first + r0) * G, rows * G * sizeof(floating))
+            add_rows_times_matrix(acc, G, h + r0 * H, H, rows, w_hh_t, H, G)
+            for r in range(rows):
+                b = first + r0 + r
+                if t >= lengths[b]:
+                    continue
+                a = acc + r * G
+                for j in range(2 * H):  # i and f
+                    a[j] = sigmoid_(a[j])
+                for j in range(2 * H, 3 * H):  # g
+                    a[j] = tanh_(a[j])
+                for j in range(3 * H, G):  # o
+                    a[j] = sigmoid_(a[j])
+                c_row, h_row = c + (r0 + r) * H, h + (r0 + r) * H
+                for j in range(H):
+                    c_row[j] = a[H + j] * c_row[j] + a[j] * a[2 * H + j]
+                for j in range(H):
+                    tc[j] = tanh_(c_row[j])
+                for j in range(H):
+                    h_row[j] = a[3 * H + j] * tc[j]
+                at = t * B + b
+                memcpy(out + at * H, h_row, H * sizeof(floating))
+                if save:
+                    memcpy(gates + at * G, a, G * sizeof(floating))
+                    memcpy(tanh_c + at * H, tc, H * sizeof(floating))
+                    memcpy(c_states + at * H, c_row, H * sizeof(floating))
+            r0 += ROW_BLOCK
+    memcpy(h_n + first * H, h, n * H * sizeof(floating))
+    memcpy(c_n + first * H, c, n * H * sizeof(floating))
+    free(h); free(c); free(acc); free(tc)
+    return 0
+
+
+def lstm_forward_recurrence(floating[:, :, ::1] gates, const int64_t[::1] lengths, const floating[:, ::1] w_hh_t,
+                            const floating[:, ::1] h0, const floating[:, ::1] c0, floating[:, :, ::1] out,
+                            floating[:, ::1] h_n, floating[:, ::1] c_n, floating[:, :, ::1] tanh_c,
+                            floating[:, :, ::1] c_states, bint save, int n_chunks):
+    """Run the LSTM time loop (see ``fastrnn.kernels._numba.lstm.lstm_forward_recurrence``)."""
+    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = gates.shape[2] // 4
+    cdef int chunk, failures = 0
+    cdef floating* tanh_c_data = data_or_null(tanh_c)
+    cdef floating* c_states_data = data_or_null(c_states)
+    if save and (tanh_c_data == NULL or c_states_data == NULL):
+        raise ValueError("save=True needs (T, B, H) buffers for tanh(c) and c")
+    with nogil:
+        for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
+            failures += lstm_forward_chunk(&gates[0, 0, 0], &lengths[0], &w_hh_t[0, 0], &h0[0, 0], &c0[0, 0],
+                                           &out[0, 0, 0], &h_n[0, 0], &c_n[0, 0], tanh_c_data, c_states_data,
+                                           save, T, B, H, chunk * B // n_chunks, (chunk + 1) * B // n_chunks)
+    if failures:
+        raise MemoryError("the LSTM kernel could not allocate its per-thread buffers")
+
+
+cdef int lstm_backward_chunk(const floating* grad_out, const int64_t* lengths, const floating* w_hh,
+                             const floating* c0, const floating* gates, const floating* tanh_c,
+                             const floating* c_states, floating* dh, floating* dc, floating* d_pre,
+                             Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t first,
+                             Py_ssize_t last) noexcept nogil:
+    cdef Py_ssize_t G = 4 * H, n = last - first, t, r0, r, rows, b, j, at
+    cdef floating one = 1, i_g, f_g, g_g, o_g, dh_t, dc_t
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * H * sizeof(floating))
+    cdef const floating *g
+    cdef const floating *tc
+    cdef const floating *go
+    cdef const floating *c_prev
+    cdef floating *dp
+    cdef floating *dh_row
+    cdef floating *dc_row
+    if acc == NULL:
+        return 1
+    for t in range(T - 1, -1, -1):
+        r0 = 0
+        while r0 < n:
+            rows = min(ROW_BLOCK, n - r0)
+            for r in range(rows):
+                b = first + r0 + r
+                if t >= lengths[b]:
+                    continue
+                at = t * B + b
+                g, tc, go, dp = gates + at * G, tanh_c + at * H, grad_out + at * H, d_pre + at * G
+                c_prev = c_states + (at - B) * H if t > 0 else c0 + b * H
+                dh_row, dc_row = dh + b * H, dc + b * H
+                for j in range(H):
+                    i_g, f_g, g_g, o_g = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
+                    dh_t = dh_row[j] + go[j]
+                    dc_t = dc_row[j] + dh_t * o_g * (one - tc[j] * tc[j])
+                    dp[j] = dc_t * g_g * i_g * (one - i_g)
+                    dp[H + j] = dc_t * c_prev[j] * f_g * (one - f_g)
+                    dp[2 * H + j] = dc_t * i_g * (one - g_g * g_g)
+                    dp[3 * H + j] = dh_t * tc[j] * o_g * (one - o_g)
+                    dc_row[j] = dc_t * f_g
+            memset(acc, 0, rows * H * sizeof(floating))
+            add_rows_times_matrix(acc, H, d_pre + (t * B + first + r0) * G, G, rows, w_hh, G, H)
+            for r in range(rows):
+                b = first + r0 + r
+                if t < lengths[b]:
+                    memcpy(dh + b * H, acc + r * H, H * sizeof(floating))
+            r0 += ROW_BLOCK
+    free(acc)
+    return 0
+
+
+def lstm_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::1] lengths,
+                             const floating[:, ::1] w_hh, const floating[:, ::1] c0,
+                             const floating[:, :, ::1] gates, const floating[:, :, ::1] tanh_c,
+                             const floating[:, :, ::1] c_states, floating[:, ::1] dh, floating[:, ::1] dc,
+                             floating[:, :, ::1] d_pre, int n_chunks):
+    """Back-propagate through the LSTM time loop (see the Numba ``lstm_backward_recurrence``)."""
+    cdef Py_ssize_t T = grad_out.shape[0], B = grad_out.shape[1], H = grad_out.shape[2]
+    cdef int chunk, failures = 0
+    with nogil:
+        for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
+            failures += lstm_backward_chunk(&grad_out[0, 0, 0], &lengths[0], &w_hh[0, 0], &c0[0, 0],
+                                            &gates[0, 0, 0], &tanh_c[0, 0, 0], &c_states[0, 0, 0], &dh[0, 0],
+                                            &dc[0, 0], &d_pre[0, 0, 0], T, B, H, chunk * B // n_chunks,
+                                            (chunk + 1) * B // n_chunks)
+    if failures:
+        raise MemoryError("the LSTM kernel could not allocate its per-thread buffers")
+
+
+# -------------------------------------------------------------------------------------------- GRU
+cdef int gru_forward_chunk(const floating* from_x, const int64_t* lengths, const floating* w_hh_t,
+                           const floating* b_hh, const floating* h0, floating* out, floating* h_n,
+                           floating* gates, floating* hidden_n, bint save, Py_ssize_t T, Py_ssize_t B,
+                           Py_ssize_t H, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    cdef Py_ssize_t G = 3 * H, n = last - first, t, r0, r, rows, b, j, at
+    cdef floating one = 1
+    cdef floating* h = <floating*> malloc(n * H * sizeof(floating))
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * G * sizeof(floating))
+    cdef floating *a
+    cdef floating *h_row
+    cdef const floating *x_part
+    if h == NULL or acc == NULL:
+        free(h); free(acc)
+        return 1
+    memcpy(h, h0 + first * H, n * H * sizeof(floating))
+    for t in range(T):
+        r0 = 0
+        while r0 < n:
+            rows = min(ROW_BLOCK, n - r0)
+            for r in range(rows):
+                memcpy(acc + r * G, b_hh, G * sizeof(floating))
+            add_rows_times_matrix(acc, G, h + r0 * H, H, rows, w_hh_t, H, G)
+            for r in range(rows):
+                b = first + r0 + r
+                if t >= lengths[b]:
+                    continue
+                at = t * B + b
+                a, x_part, h_row = acc + r * G, from_x + at * G, h + (r0 + r) * H
+                if save:
+                    memcpy(hidden_n + at * H, a + 2 * H, H * sizeof(floating))
+                for j in range(2 * H):  # r and z
+                    a[j] = sigmoid_(x_part[j] + a[j])
+                for j in range(H):
+                    a[2 * H + j] = tanh_(x_part[2 * H + j] + a[j] * a[2 * H + j])
+                for j in range(H):
+                    h_row[j] = (one - a[H + j]) * a[2 * H + j] + a[H + j] * h_row[j]
+                memcpy(out + at * H, h_row, H * sizeof(floating))
+                if save:
+                    memcpy(gates + at * G, a, G * sizeof(floating))
+            r0 += ROW_BLOCK
+    memcpy(h_n + first * H, h, n * H * sizeof(floating))
+    free(h); free(acc)
+    return 0
+
+
+def gru_forward_recurrence(const floating[:, :, ::1] from_x, const int64_t[::1] lengths,
+                           const floating[:, ::1] w_hh_t, const floating[::1] b_hh, const floating[:, ::1] h0,
+                           floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] gates,
+                           floating[:, :, ::1] hidden_n, bint save, int n_chunks):
+    """Run the GRU time loop (see ``fastrnn.kernels._numba.gru.gru_forward_recurrence``)."""
+    cdef Py_ssize_t T = from_x.shape[0], B = from_x.shape[1], H = from_x.shape[2] // 3
+    cdef int chunk, failures = 0
+    cdef floating* gates_data = data_or_null(gates)
+    cdef floating* hidden_n_data = data_or_null(hidden_n)
+    if save and (gates_data == NULL or hidden_n_data == NULL):
+        raise ValueError("save=True needs (T, B, 3H) and (T, B, H) buffers")
+    with nogil:
+        for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
+            failures += gru_forward_chunk(&from_x[0, 0, 0], &lengths[0], &w_hh_t[0, 0], &b_hh[0], &h0[0, 0],
+                                          &out[0, 0, 0], &h_n[0, 0], gates_data, hidden_n_data, save, T, B, H,
+                                          chunk * B // n_chunks, (chunk + 1) * B // n_chunks)
+    if failures:
+        raise MemoryError("the GRU kernel could not allocate its per-thread buffers")
+
+
+cdef int gru_backward_chunk(const floating* grad_out, const int64_t* lengths, const floating* w_hh,
+                            const floating* h0, const floating* out, const floating* gates,
+                            const floating* hidden_n, floating* dh, floating* d_from_x, floating* d_from_h,
+                            Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t first,
+                            Py_ssize_t last) noexcept nogil:
+    cdef Py_ssize_t G = 3 * H, n = last - first, t, r0, r, rows, b, j, at
+    cdef floating one = 1, r_g, z_g, n_g, dh_t, dn_pre, dz_pre, dr_pre
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * H * sizeof(floating))
+    cdef const floating *g
+    cdef const floating *hn
+    cdef const floating *go
+    cdef const floating *h_prev
+    cdef floating *dx
+    cdef floating *dhh
+    cdef floating *dh_row
+    if acc == NULL:
+        return 1
+    for t in range(T - 1, -1, -1):
+        r0 = 0
+        while r0 < n:
+            rows = min(ROW_BLOCK, n - r0)
+            for r in range(rows):
+                b = first + r0 + r
+                if t >= lengths[b]:
+                    continue
+                at = t * B + b
+                g, hn, go = gates + at * G, hidden_n + at * H, grad_out + at * H
+                h_prev = out + (at - B) * H if t > 0 else h0 + b * H
+                dx, dhh, dh_row = d_from_x + at * G, d_from_h + at * G, dh + b * H
+                for j in range(H):
+                    r_g, z_g, n_g = g[j], g[H + j], g[2 * H + j]
+                    dh_t = dh_row[j] + go[j]
+                    dn_pre = dh_t * (one - z_g) * (one - n_g * n_g)
+                    dz_pre = dh_t * (h_prev[j] - n_g) * z_g * (one - z_g)
+                    dr_pre = dn_pre * hn[j] * r_g * (one - r_g)
+                    dx[j] = dr_pre
+                    dx[H + j] = dz_pre
+                    dx[2 * H + j] = dn_pre
+                    dhh[j] = dr_pre
+                    dhh[H + j] = dz_pre
+                    dhh[2 * H + j] = dn_pre * r_g
+                    dh_row[j] = dh_t * z_g  # the direct path; the product is added below
+            memset(acc, 0, rows * H * sizeof(floating))
+            add_rows_times_matrix(acc, H, d_from_h + (t * B + first + r0) * G, G, rows, w_hh, G, H)
+            for r in range(rows):
+                b = first + r0 + r
+                if t < lengths[b]:
+                    for j in range(H):
+                        dh[b * H + j] += acc[r * H + j]
+            r0 += ROW_BLOCK
+    free(acc)
+    return 0
+
+
+def gru_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::1] lengths,
+                            const floating[:, ::1] w_hh, const floating[:, ::1] h0, const floating[:, :, ::1] out,
+                            const floating[:, :, ::1] gates, const floating[:, :, ::1] hidden_n,
+                            floating[:, ::1] dh, floating[:, :, ::1] d_from_x, floating[:, :, ::1] d_from_h,
+                            int n_chunks):
+    """Back-propagate through the GRU time loop (see the Numba ``gru_backward_recurrence``)."""
+    cdef Py_ssize_t T = grad_out.shape[0], B = grad_out.shape[1], H = grad_out.shape[2]
+    cdef int chunk, failures = 0
+    with nogil:
+        for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
+            failures += gru_backward_chunk(&grad_out[0, 0, 0], &lengths[0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0],
+                                           &gates[0, 0, 0], &hidden_n[0, 0, 0], &dh[0, 0], &d_from_x[0, 0, 0],
+                                           &d_from_h[0, 0, 0], T, B, H, chunk * B // n_chunks,
+                                           (chunk + 1) * B // n_chunks)
+    if failures:
+        raise MemoryError("the GRU kernel could not allocate its per-thread buffers")
+
+
+# ------------------------------------------------------------------------------------ vanilla RNN
+cdef int rnn_forward_chunk(const floating* pre, const int64_t* lengths, const floating* w_hh_t,
+                           const floating* h0, floating* out, floating* h_n, bint relu, Py_ssize_t T,
+                           Py_ssize_t B, Py_ssize_t H, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    cdef Py_ssize_t n = last - first, t, r0, r, rows, b, j
+    cdef floating zero = 0
+    cdef floating* h = <floating*> malloc(n * H * sizeof(floating))
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * H * sizeof(floating))
+    cdef floating *a
+    cdef floating *h_row
+    if h == NULL or acc == NULL:
+        free(h); free(acc)
+        return 1
+    memcpy(h, h0 + first * H, n * H * sizeof(floating))
+    for t in range(T):
+        r0 = 0
+        while r0 < n:
+            rows = min(ROW_BLOCK, n - r0)
+            memcpy(acc, pre + (t * B + first + r0) * H, rows * H * sizeof(floating))
+            add_rows_times_matrix(acc, H, h + r0 * H, H, rows, w_hh_t, H, H)
+            for r in range(rows):
+                b = first + r0 + r
+                if t >= lengths[b]:
+                    continue
+                a, h_row = acc + r * H, h + (r0 + r) * H
+                if relu:
+                    for j in range(H):
+                        h_row[j] = a[j] if a[j] > zero else zero
+                else:
+                    for j in range(H):
+                        h_row[j] = tanh_(a[j])
+                memcpy(out + (t * B + b) * H, h_row, H * sizeof(floating))
+            r0 += ROW_BLOCK
+    memcpy(h_n + first * H, h, n * H * sizeof(floating))
+    free(h); free(acc)
+    return 0
+
+
+def rnn_forward_recurrence(const floating[:, :, ::1] pre, const int64_t[::1] lengths, const floating[:, ::1] w_hh_t,
+                           const floating[:, ::1] h0, floating[:, :, ::1] out, floating[:, ::1] h_n, bint relu,
+                           int n_chunks):
+    """Run the RNN time loop (see ``fastrnn.kernels._numba.rnn.rnn_forward_recurrence``)."""
+    cdef Py_ssize_t T = pre.shape[0], B = pre.shape[1], H = pre.shape[2]
+    cdef int chunk, failures = 0
+    with nogil:
+        for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
+            failures += rnn_forward_chunk(&pre[0, 0, 0], &lengths[0], &w_hh_t[0, 0], &h0[0, 0], &out[0, 0, 0],
+                                          &h_n[0, 0], relu, T, B, H, chunk * B // n_chunks,
+                                          (chunk + 1) * B // n_chunks)
+    if failures:
+        raise MemoryError("the RNN kernel could not allocate its per-thread buffers")
+
+
+cdef int rnn_backward_chunk(const floating* grad_out, const int64_t* lengths, const floating* w_hh,
+                            const floating* out, floating* dh, floating* d_pre, bint relu, Py_ssize_t T,
+                            Py_ssize_t B, Py_ssize_t H, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    cdef Py_ssize_t n = last - first, t, r0, r, rows, b, j, at
+    cdef floating one = 1, zero = 0
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * H * sizeof(floating))
+    cdef const floating *h_t
+    cdef const floating *go
+    cdef floating *dp
+    cdef floating *dh_row
+    if acc == NULL:
+        return 1
+    for t in range(T - 1, -1, -1):
+        r0 = 0
+        while r0 < n:
+            rows = min(ROW_BLOCK, n - r0)
+            for r in range(rows):
+                b = first + r0 + r
+                if t >= lengths[b]:
+                    continue
+                at = t * B + b
+                h_t, go, dp, dh_row = out + at * H, grad_out + at * H, d_pre + at * H, dh + b * H
+                if relu:
+                    for j in range(H):
+                        dp[j] = (dh_row[j] + go[j]) if h_t[j] > zero else zero
+                else:
+                    for j in range(H):
+                        dp[j] = (dh_row[j] + go[j]) * (one - h_t[j] * h_t[j])
+            memset(acc, 0, rows * H * sizeof(floating))
+            add_rows_times_matrix(acc, H, d_pre + (t * B + first + r0) * H, H, rows, w_hh, H, H)
+            for r in range(rows):
+                b = first + r0 + r
+                if t < lengths[b]:
+                    memcpy(dh + b * H, acc + r * H, H * sizeof(floating))
+            r0 += ROW_BLOCK
+    free(acc)
+    return 0
+
+
+def rnn_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::1] lengths,
+                            const floating[:, ::1] w_hh, const floating[:, :, ::1] out, floating[:, ::1] dh,
+                            floating[:, :, ::1] d_pre, bint relu, int n_chunks):
+    """Back-propagate through the RNN time loop (see the Numba ``rnn_backward_recurrence``)."""
+    cdef Py_ssize_t T = grad_out.shape[0], B = grad_out.shape[1], H = grad_out.shape[2]
+    cdef int chunk, failures = 0
+    with nogil:
+        for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
+            failures += rnn_backward_chunk(&grad_out[0, 0, 0], &lengths[0], &w_hh[0, 0], &out[0, 0, 0], &dh[0, 0],
+                                           &d_pre[0, 0, 0], relu, T, B, H, chunk * B // n_chunks,
+                                           (chunk + 1) * B // n_chunks)
+    if failures:
+        raise MemoryError("the RNN kernel could not allocate its per-thread buffers")
