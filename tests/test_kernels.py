@@ -93,3 +93,13 @@ def test_finished_rows_output_zero_and_inputs_are_untouched(backend, cell):
     assert np.all(out[finished] == 0.0) and np.all(grad_x[finished] == 0.0)
     for before, after in zip(copies, (x, h0, grad_out) + weights):
         np.testing.assert_array_equal(before, after)
+
+
+def test_generated_register_tiles_are_up_to_date():
+    """``_tiles.py`` is generated; an edit to the generator must be followed by regenerating it."""
+    import os
+
+    from fastrnn.kernels._numba import _generate_tiles
+    path = os.path.join(os.path.dirname(_generate_tiles.__file__), "_tiles.py")
+    with open(path) as fh:
+        assert fh.read() == _generate_tiles.source(), "run python -m fastrnn.kernels._numba._generate_tiles"

@@ -13,6 +13,8 @@ import importlib
 import os
 import warnings
 
+from ._openmp import configure_waiting, waiting_policy  # noqa: F401  (waiting_policy: public here)
+
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 BACKENDS = ("numba", "cython", "reference")
 
@@ -29,6 +31,8 @@ _warned_fallback = False
 
 def _load(name):
     if name not in _loaded and name not in _import_errors:
+        if name != "reference":
+            configure_waiting()  # before libgomp loads (see _openmp.py)
         try:
             _loaded[name] = importlib.import_module(_MODULES[name])
         except ImportError as exc:  # missing numba, or Cython extensions not built

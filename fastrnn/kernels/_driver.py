@@ -1,13 +1,32 @@
-"""The Python half of every compiled backend: buffers, the big GEMMs, and the call into the time loop.
+"""The Python half of every compiled backend: buffers, packed weights, the gradient GEMMs, and the
+call into the time loop.
 
 A compiled backend (Numba, Cython) provides only the six recurrence functions — the time loops, with
 the argument lists documented on the Numba versions in :mod:`fastrnn.kernels._numba` — and a
 ``chunk_count(batch)`` that says how many batch chunks run in parallel. :class:`FusedKernels` turns
 them into the ``{cell}_forward`` / ``{cell}_backward`` functions of the kernel contract
-(:mod:`fastrnn.kernels.reference`): the input projection of all steps as one GEMM before the loop,
-the weight and input gradients as GEMMs after it.
+(:mod:`fastrnn.kernels.reference`). Forward runs entirely inside the backend's threads (the input
+projection is part of each step's product, so no BLAS thread pool competes with them); after a
+backward loop the weight and input gradients are GEMMs here.
 """
 import numpy as np
+
+PANEL = 16  # columns per packed weight panel (the tile width of the kernels)
+
+
+def pack_panels(matrix):
+    """(K, N) -> (ceil(N / 16), K, 16): ``packed[p, k, c] = matrix[k, 16 p + c]``, zero-padded columns."""
+    K, N = matrix.shape
+    panels = -(-N // PANEL)
+    padded = np.zeros((K, panels * PANEL), dtype=matrix.dtype)
+    padded[:, :N] = matrix
+    return np.ascontiguousarray(padded.reshape(K, panels, PANEL).transpose(1, 0, 2))
+
+
+def _padded(vector):
+    out = np.zeros(-(-vector.shape[0] // PANEL) * PANEL, dtype=vector.dtype)
+    out[:vector.shape[0]] = vector
+    return out
 
 
 def _zeros_or_copy(grad, like):
@@ -38,14 +57,6 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h):
     return grad_x, (gw_ih, gw_hh, dx2.sum(axis=0), dh2.sum(axis=0))
 
 
-def _input_projection(x, w_ih, bias, gates):
-    """``x_t W_ih^T + bias`` for every step: (T, B, I) -> (T, B, G*H), one GEMM."""
-    T, B, I = x.shape
-    projected = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, gates)
-    projected += bias
-    return projected
-
-
 class FusedKernels:
     """The contract's eight kernel functions over one backend's recurrences."""
 
@@ -61,13 +72,14 @@ class FusedKernels:
         w_ih, w_hh, b_ih, b_hh = weights
         T, B, _ = x.shape
         H = w_hh.shape[1]
-        gates = _input_projection(x, w_ih, b_ih + b_hh, 4 * H)
+        x = np.ascontiguousarray(x)
         out = np.zeros((T, B, H), dtype=x.dtype)
         h_n, c_n = np.empty_like(h0), np.empty_like(h0)
+        gates = _saved((T, B, 4 * H), need_grad, x.dtype)
         tanh_c, c_states = _saved((T, B, H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
         h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
-        self._lstm[0](gates, lengths, np.ascontiguousarray(w_hh.T), h0, c0, out, h_n, c_n, tanh_c, c_states,
-                      need_grad, self._chunk_count(B))
+        self._lstm[0](x, lengths, pack_panels(np.concatenate([w_ih, w_hh], axis=1).T), _padded(b_ih + b_hh),
+                      h0, c0, out, h_n, c_n, gates, tanh_c, c_states, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
                      c_states=c_states) if need_grad else None
         return out, h_n, c_n, cache
@@ -77,7 +89,7 @@ class FusedKernels:
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh, dc = _zeros_or_copy(grad_h_n, h0), _zeros_or_copy(grad_c_n, h0)
         d_pre = np.zeros(cache["gates"].shape, dtype=x.dtype)
-        self._lstm[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], np.ascontiguousarray(w_hh),
+        self._lstm[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh),
                       cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre,
                       self._chunk_count(x.shape[1]))
         grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_pre, d_pre)
@@ -88,13 +100,13 @@ class FusedKernels:
         w_ih, w_hh, b_ih, b_hh = weights
         T, B, _ = x.shape
         H = w_hh.shape[1]
-        from_x = _input_projection(x, w_ih, b_ih, 3 * H)
+        x = np.ascontiguousarray(x)
         out = np.zeros((T, B, H), dtype=x.dtype)
         h_n = np.empty_like(h0)
         gates, hidden_n = _saved((T, B, 3 * H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
         h0 = np.ascontiguousarray(h0)
-        self._gru[0](from_x, lengths, np.ascontiguousarray(w_hh.T), np.ascontiguousarray(b_hh), h0, out, h_n,
-                     gates, hidden_n, need_grad, self._chunk_count(B))
+        self._gru[0](x, lengths, pack_panels(w_ih.T), _padded(b_ih), pack_panels(w_hh.T), _padded(b_hh), h0, out,
+                     h_n, gates, hidden_n, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
         return out, h_n, None, cache
 
@@ -104,7 +116,7 @@ class FusedKernels:
         dh = _zeros_or_copy(grad_h_n, h0)
         d_from_x = np.zeros(cache["gates"].shape, dtype=x.dtype)
         d_from_h = np.zeros(cache["gates"].shape, dtype=x.dtype)
-        self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], np.ascontiguousarray(w_hh),
+        self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh),
                      h0, out, cache["gates"], cache["hidden_n"], dh, d_from_x, d_from_h,
                      self._chunk_count(x.shape[1]))
         grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h)
@@ -115,11 +127,12 @@ class FusedKernels:
         w_ih, w_hh, b_ih, b_hh = weights
         T, B, _ = x.shape
         H = w_hh.shape[1]
-        pre = _input_projection(x, w_ih, b_ih + b_hh, H)
+        x = np.ascontiguousarray(x)
         out = np.zeros((T, B, H), dtype=x.dtype)
         h_n = np.empty_like(h0)
         h0 = np.ascontiguousarray(h0)
-        self._rnn[0](pre, lengths, np.ascontiguousarray(w_hh.T), h0, out, h_n, relu, self._chunk_count(B))
+        self._rnn[0](x, lengths, pack_panels(np.concatenate([w_ih, w_hh], axis=1).T), _padded(b_ih + b_hh), h0,
+                     out, h_n, relu, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, relu=relu) if need_grad else None
         return out, h_n, None, cache
 
@@ -134,7 +147,7 @@ class FusedKernels:
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh = _zeros_or_copy(grad_h_n, h0)
         d_pre = np.zeros(out.shape, dtype=x.dtype)
-        self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], np.ascontiguousarray(w_hh),
+        self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh),
                      out, dh, d_pre, cache["relu"], self._chunk_count(x.shape[1]))
         grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_pre, d_pre)
         return grad_x, dh, None, grads

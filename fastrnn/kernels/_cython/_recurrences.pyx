@@ -29,7 +29,8 @@ cdef extern from *:
     int fastrnn_max_threads() noexcept nogil
 
 cdef enum:
-    ROW_BLOCK = 4  # batch rows that share each weight load in the recurrent product
+    ROW_BLOCK = 4  # batch rows that share each weight load in the products
+    PANEL = 16  # columns per packed weight panel (fastrnn.kernels._driver.PANEL)
 
 # float32 tanh as a 13/6 rational polynomial on a clamped argument (about 3 ulp; the same
 # approximation as the Numba backend): branch-free, so GCC vectorises the gate loops around it.
@@ -82,43 +83,66 @@ cdef inline floating sigmoid_(floating x) noexcept nogil:
     return half * tanh_(half * x) + half
 
 
-cdef inline void add_rows_times_matrix(floating* acc, Py_ssize_t acc_stride, const floating* vectors,
-                                       Py_ssize_t vector_stride, Py_ssize_t rows, const floating* matrix,
-                                       Py_ssize_t K, Py_ssize_t N) noexcept nogil:
-    """``acc[r, :N] += vectors[r, :K] @ matrix`` for ``r < rows <= ROW_BLOCK``; matrix (K, N) C order.
+cdef inline void add_rows_times_panels(floating* acc, Py_ssize_t acc_stride, const floating* vectors,
+                                       Py_ssize_t vector_stride, Py_ssize_t rows, const floating* packed,
+                                       Py_ssize_t P, Py_ssize_t K) noexcept nogil:
+    """``acc[r, :16P] += vectors[r, :K] @ W`` for ``r < rows <= ROW_BLOCK``.
 
-    Rows are ``acc_stride`` / ``vector_stride`` elements apart. The inner loops run over contiguous
-    weight columns, which GCC vectorises.
+    ``packed`` (P, K, 16) holds W (K, N) in 16-column panels, N zero-padded to 16P (the layout of
+    ``fastrnn.kernels._driver.pack_panels``). Rows are ``acc_stride`` / ``vector_stride`` elements
+    apart. Each panel's outputs for all rows accumulate in a small local tile that GCC keeps in
+    registers, so every weight load feeds ``rows`` multiply-adds.
     """
-    cdef Py_ssize_t k, j, r
-    cdef floating v0, v1, v2, v3, wj, v
-    cdef floating *a0
-    cdef floating *a1
-    cdef floating *a2
-    cdef floating *a3
+    cdef floating tile[ROW_BLOCK][PANEL]
+    cdef Py_ssize_t p, k, c, r
     cdef const floating* w
-    if rows == ROW_BLOCK:
-        a0, a1, a2, a3 = acc, acc + acc_stride, acc + 2 * acc_stride, acc + 3 * acc_stride
-        for k in range(K):
-            v0 = vectors[k]
-            v1 = vectors[vector_stride + k]
-            v2 = vectors[2 * vector_stride + k]
-            v3 = vectors[3 * vector_stride + k]
-            w = matrix + k * N
-            for j in range(N):
-                wj = w[j]
-                a0[j] += v0 * wj
-                a1[j] += v1 * wj
-                a2[j] += v2 * wj
-                a3[j] += v3 * wj
-    else:
-        for r in range(rows):
-            a0 = acc + r * acc_stride
+    cdef floating v0, v1, v2, v3
+    for p in range(P):
+        memset(tile, 0, sizeof(tile))
+        if rows == ROW_BLOCK:
             for k in range(K):
-                v = vectors[r * vector_stride + k]
-                w = matrix + k * N
-                for j in range(N):
-                    a0[j] += v * w[j]
+                w = packed + (p * K + k) * PANEL
+                v0 = vectors[k]
+                v1 = vectors[vector_stride + k]
+                v2 = vectors[2 * vector_stride + k]
+                v3 = vectors[3 * vector_stride + k]
+                for c in range(PANEL):
+                    tile[0][c] += v0 * w[c]
+                    tile[1][c] += v1 * w[c]
+                    tile[2][c] += v2 * w[c]
+                    tile[3][c] += v3 * w[c]
+        elif rows == 1:
+            # One row has no reuse to hide the add latency: four partial sums over k, in the spare
+            # tile rows, keep four independent chains in flight.
+            w = packed + p * K * PANEL
+            k = 0
+            while k + 4 <= K:
+                v0, v1, v2, v3 = vectors[k], vectors[k + 1], vectors[k + 2], vectors[k + 3]
+                for c in range(PANEL):
+                    tile[0][c] += v0 * w[c]
+                    tile[1][c] += v1 * w[PANEL + c]
+                    tile[2][c] += v2 * w[2 * PANEL + c]
+                    tile[3][c] += v3 * w[3 * PANEL + c]
+                w += 4 * PANEL
+                k += 4
+            while k < K:
+                v0 = vectors[k]
+                for c in range(PANEL):
+                    tile[0][c] += v0 * w[c]
+                w += PANEL
+                k += 1
+            for c in range(PANEL):
+                tile[0][c] += (tile[1][c] + tile[2][c]) + tile[3][c]
+        else:
+            for r in range(rows):
+                for k in range(K):
+                    w = packed + (p * K + k) * PANEL
+                    v0 = vectors[r * vector_stride + k]
+                    for c in range(PANEL):
+                        tile[r][c] += v0 * w[c]
+        for r in range(rows):
+            for c in range(PANEL):
+                acc[r * acc_stride + p * PANEL + c] += tile[r][c]
 
 
 cdef inline floating* data_or_null(floating[:, :, ::1] array) noexcept nogil:
@@ -129,43 +153,46 @@ cdef inline floating* data_or_null(floating[:, :, ::1] array) noexcept nogil:
 
 
 # ------------------------------------------------------------------------------------------- LSTM
-cdef int lstm_forward_chunk(floating* gates, const int64_t* lengths, const floating* w_hh_t,
-                            const floating* h0, const floating* c0, floating* out, floating* h_n,
-                            floating* c_n, floating* tanh_c, floating* c_states, bint save,
-                            Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t first,
+cdef int lstm_forward_chunk(const floating* x, const int64_t* lengths, const floating* packed_w, Py_ssize_t P,
+                            const floating* bias, const floating* h0, const floating* c0, floating* out,
+                            floating* h_n, floating* c_n, floating* gates, floating* tanh_c, floating* c_states,
+                            bint save, Py_ssize_t T, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H, Py_ssize_t first,
                             Py_ssize_t last) noexcept nogil:
-    cdef Py_ssize_t G = 4 * H, n = last - first, t, r0, r, rows, b, j, at
-    cdef floating one = 1
-    cdef floating* h = <floating*> malloc(n * H * sizeof(floating))
+    cdef Py_ssize_t G = 4 * H, K = I + H, N = P * PANEL, n = last - first, t, r0, r, rows, b, j, at
+    cdef floating* xh = <floating*> malloc(n * K * sizeof(floating))  # [x_t | h_{t-1}] per row
     cdef floating* c = <floating*> malloc(n * H * sizeof(floating))
-    cdef floating* acc = <floating*> malloc(ROW_BLOCK * G * sizeof(floating))
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * N * sizeof(floating))
     cdef floating* tc = <floating*> malloc(H * sizeof(floating))
     cdef floating *a
     cdef floating *c_row
     cdef floating *h_row
-    if h == NULL or c == NULL or acc == NULL or tc == NULL:
-        free(h); free(c); free(acc); free(tc)
+    if xh == NULL or c == NULL or acc == NULL or tc == NULL:
+        free(xh); free(c); free(acc); free(tc)
         return 1
-    memcpy(h, h0 + first * H, n * H * sizeof(floating))
+    for r in range(n):
+        memcpy(xh + r * K + I, h0 + (first + r) * H, H * sizeof(floating))
     memcpy(c, c0 + first * H, n * H * sizeof(floating))
     for t in range(T):
+        for r in range(n):
+            memcpy(xh + r * K, x + (t * B + first + r) * I, I * sizeof(floating))
         r0 = 0
         while r0 < n:
             rows = min(ROW_BLOCK, n - r0)
-            memcpy(acc, gates + (t * B + first + r0) * G, rows * G * sizeof(floating))
-            add_rows_times_matrix(acc, G, h + r0 * H, H, rows, w_hh_t, H, G)
+            for r in range(rows):
+                memcpy(acc + r * N, bias, N * sizeof(floating))
+            add_rows_times_panels(acc, N, xh + r0 * K, K, rows, packed_w, P, K)
             for r in range(rows):
                 b = first + r0 + r
                 if t >= lengths[b]:
                     continue
-                a = acc + r * G
+                a = acc + r * N
                 for j in range(2 * H):  # i and f
                     a[j] = sigmoid_(a[j])
                 for j in range(2 * H, 3 * H):  # g
                     a[j] = tanh_(a[j])
                 for j in range(3 * H, G):  # o
                     a[j] = sigmoid_(a[j])
-                c_row, h_row = c + (r0 + r) * H, h + (r0 + r) * H
+                c_row, h_row = c + (r0 + r) * H, xh + (r0 + r) * K + I
                 for j in range(H):
                     c_row[j] = a[H + j] * c_row[j] + a[j] * a[2 * H + j]
                 for j in range(H):
@@ -178,41 +205,46 @@ cdef int lstm_forward_chunk(floating* gates, const int64_t* lengths, const float
                     memcpy(gates + at * G, a, G * sizeof(floating))
                     memcpy(tanh_c + at * H, tc, H * sizeof(floating))
                     memcpy(c_states + at * H, c_row, H * sizeof(floating))
-            r0 += ROW_BLOCK
-    memcpy(h_n + first * H, h, n * H * sizeof(floating))
+            r0 += rows
+    for r in range(n):
+        memcpy(h_n + (first + r) * H, xh + r * K + I, H * sizeof(floating))
     memcpy(c_n + first * H, c, n * H * sizeof(floating))
-    free(h); free(c); free(acc); free(tc)
+    free(xh); free(c); free(acc); free(tc)
     return 0
 
 
-def lstm_forward_recurrence(floating[:, :, ::1] gates, const int64_t[::1] lengths, const floating[:, ::1] w_hh_t,
-                            const floating[:, ::1] h0, const floating[:, ::1] c0, floating[:, :, ::1] out,
-                            floating[:, ::1] h_n, floating[:, ::1] c_n, floating[:, :, ::1] tanh_c,
+def lstm_forward_recurrence(const floating[:, :, ::1] x, const int64_t[::1] lengths,
+                            const floating[:, :, ::1] packed_w, const floating[::1] bias, const floating[:, ::1] h0,
+                            const floating[:, ::1] c0, floating[:, :, ::1] out, floating[:, ::1] h_n,
+                            floating[:, ::1] c_n, floating[:, :, ::1] gates, floating[:, :, ::1] tanh_c,
                             floating[:, :, ::1] c_states, bint save, int n_chunks):
-    """Run the LSTM time loop (see ``fastrnn.kernels._numba.lstm.lstm_forward_recurrence``)."""
-    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = gates.shape[2] // 4
+    """Run the LSTM over all steps (see ``fastrnn.kernels._numba.lstm.lstm_forward_recurrence``)."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = h0.shape[1], P = packed_w.shape[0]
     cdef int chunk, failures = 0
+    cdef floating* gates_data = data_or_null(gates)
     cdef floating* tanh_c_data = data_or_null(tanh_c)
     cdef floating* c_states_data = data_or_null(c_states)
-    if save and (tanh_c_data == NULL or c_states_data == NULL):
-        raise ValueError("save=True needs (T, B, H) buffers for tanh(c) and c")
+    if save and (gates_data == NULL or tanh_c_data == NULL or c_states_data == NULL):
+        raise ValueError("save=True needs (T, B, 4H) and (T, B, H) buffers for the gates, tanh(c) and c")
     with nogil:
         for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
-            failures += lstm_forward_chunk(&gates[0, 0, 0], &lengths[0], &w_hh_t[0, 0], &h0[0, 0], &c0[0, 0],
-                                           &out[0, 0, 0], &h_n[0, 0], &c_n[0, 0], tanh_c_data, c_states_data,
-                                           save, T, B, H, chunk * B // n_chunks, (chunk + 1) * B // n_chunks)
+            failures += lstm_forward_chunk(&x[0, 0, 0], &lengths[0], &packed_w[0, 0, 0], P, &bias[0], &h0[0, 0],
+                                           &c0[0, 0], &out[0, 0, 0], &h_n[0, 0], &c_n[0, 0], gates_data,
+                                           tanh_c_data, c_states_data, save, T, B, I, H, chunk * B // n_chunks,
+                                           (chunk + 1) * B // n_chunks)
     if failures:
         raise MemoryError("the LSTM kernel could not allocate its per-thread buffers")
 
 
-cdef int lstm_backward_chunk(const floating* grad_out, const int64_t* lengths, const floating* w_hh,
+cdef int lstm_backward_chunk(const floating* grad_out, const int64_t* lengths, const floating* packed_w_hh,
+                             Py_ssize_t P,
                              const floating* c0, const floating* gates, const floating* tanh_c,
                              const floating* c_states, floating* dh, floating* dc, floating* d_pre,
                              Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t first,
                              Py_ssize_t last) noexcept nogil:
     cdef Py_ssize_t G = 4 * H, n = last - first, t, r0, r, rows, b, j, at
     cdef floating one = 1, i_g, f_g, g_g, o_g, dh_t, dc_t
-    cdef floating* acc = <floating*> malloc(ROW_BLOCK * H * sizeof(floating))
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * P * PANEL * sizeof(floating))
     cdef const floating *g
     cdef const floating *tc
     cdef const floating *go
@@ -243,19 +275,19 @@ cdef int lstm_backward_chunk(const floating* grad_out, const int64_t* lengths, c
                     dp[2 * H + j] = dc_t * i_g * (one - g_g * g_g)
                     dp[3 * H + j] = dh_t * tc[j] * o_g * (one - o_g)
                     dc_row[j] = dc_t * f_g
-            memset(acc, 0, rows * H * sizeof(floating))
-            add_rows_times_matrix(acc, H, d_pre + (t * B + first + r0) * G, G, rows, w_hh, G, H)
+            memset(acc, 0, rows * P * PANEL * sizeof(floating))
+            add_rows_times_panels(acc, P * PANEL, d_pre + (t * B + first + r0) * G, G, rows, packed_w_hh, P, G)
             for r in range(rows):
                 b = first + r0 + r
                 if t < lengths[b]:
-                    memcpy(dh + b * H, acc + r * H, H * sizeof(floating))
+                    memcpy(dh + b * H, acc + r * P * PANEL, H * sizeof(floating))
             r0 += ROW_BLOCK
     free(acc)
     return 0
 
 
 def lstm_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::1] lengths,
-                             const floating[:, ::1] w_hh, const floating[:, ::1] c0,
+                             const floating[:, :, ::1] packed_w_hh, const floating[:, ::1] c0,
                              const floating[:, :, ::1] gates, const floating[:, :, ::1] tanh_c,
                              const floating[:, :, ::1] c_states, floating[:, ::1] dh, floating[:, ::1] dc,
                              floating[:, :, ::1] d_pre, int n_chunks):
@@ -264,7 +296,7 @@ def lstm_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[:
     cdef int chunk, failures = 0
     with nogil:
         for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
-            failures += lstm_backward_chunk(&grad_out[0, 0, 0], &lengths[0], &w_hh[0, 0], &c0[0, 0],
+            failures += lstm_backward_chunk(&grad_out[0, 0, 0], &lengths[0], &packed_w_hh[0, 0, 0], packed_w_hh.shape[0], &c0[0, 0],
                                             &gates[0, 0, 0], &tanh_c[0, 0, 0], &c_states[0, 0, 0], &dh[0, 0],
                                             &dc[0, 0], &d_pre[0, 0, 0], T, B, H, chunk * B // n_chunks,
                                             (chunk + 1) * B // n_chunks)
@@ -273,34 +305,41 @@ def lstm_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[:
 
 
 # -------------------------------------------------------------------------------------------- GRU
-cdef int gru_forward_chunk(const floating* from_x, const int64_t* lengths, const floating* w_hh_t,
-                           const floating* b_hh, const floating* h0, floating* out, floating* h_n,
-                           floating* gates, floating* hidden_n, bint save, Py_ssize_t T, Py_ssize_t B,
-                           Py_ssize_t H, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
-    cdef Py_ssize_t G = 3 * H, n = last - first, t, r0, r, rows, b, j, at
+cdef int gru_forward_chunk(const floating* x, const int64_t* lengths, const floating* packed_ih,
+                           const floating* b_ih, const floating* packed_hh, const floating* b_hh, Py_ssize_t P,
+                           const floating* h0, floating* out, floating* h_n, floating* gates, floating* hidden_n,
+                           bint save, Py_ssize_t T, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H, Py_ssize_t first,
+                           Py_ssize_t last) noexcept nogil:
+    cdef Py_ssize_t G = 3 * H, K = I + H, N = P * PANEL, n = last - first, t, r0, r, rows, b, j, at
     cdef floating one = 1
-    cdef floating* h = <floating*> malloc(n * H * sizeof(floating))
-    cdef floating* acc = <floating*> malloc(ROW_BLOCK * G * sizeof(floating))
+    cdef floating* xh = <floating*> malloc(n * K * sizeof(floating))  # [x_t | h_{t-1}] per row
+    cdef floating* from_x = <floating*> malloc(ROW_BLOCK * N * sizeof(floating))
+    cdef floating* from_h = <floating*> malloc(ROW_BLOCK * N * sizeof(floating))
     cdef floating *a
+    cdef floating *x_part
     cdef floating *h_row
-    cdef const floating *x_part
-    if h == NULL or acc == NULL:
-        free(h); free(acc)
+    if xh == NULL or from_x == NULL or from_h == NULL:
+        free(xh); free(from_x); free(from_h)
         return 1
-    memcpy(h, h0 + first * H, n * H * sizeof(floating))
+    for r in range(n):
+        memcpy(xh + r * K + I, h0 + (first + r) * H, H * sizeof(floating))
     for t in range(T):
+        for r in range(n):
+            memcpy(xh + r * K, x + (t * B + first + r) * I, I * sizeof(floating))
         r0 = 0
         while r0 < n:
             rows = min(ROW_BLOCK, n - r0)
             for r in range(rows):
-                memcpy(acc + r * G, b_hh, G * sizeof(floating))
-            add_rows_times_matrix(acc, G, h + r0 * H, H, rows, w_hh_t, H, G)
+                memcpy(from_x + r * N, b_ih, N * sizeof(floating))
+                memcpy(from_h + r * N, b_hh, N * sizeof(floating))
+            add_rows_times_panels(from_x, N, xh + r0 * K, K, rows, packed_ih, P, I)
+            add_rows_times_panels(from_h, N, xh + r0 * K + I, K, rows, packed_hh, P, H)
             for r in range(rows):
                 b = first + r0 + r
                 if t >= lengths[b]:
                     continue
                 at = t * B + b
-                a, x_part, h_row = acc + r * G, from_x + at * G, h + (r0 + r) * H
+                a, x_part, h_row = from_h + r * N, from_x + r * N, xh + (r0 + r) * K + I
                 if save:
                     memcpy(hidden_n + at * H, a + 2 * H, H * sizeof(floating))
                 for j in range(2 * H):  # r and z
@@ -312,18 +351,20 @@ cdef int gru_forward_chunk(const floating* from_x, const int64_t* lengths, const
                 memcpy(out + at * H, h_row, H * sizeof(floating))
                 if save:
                     memcpy(gates + at * G, a, G * sizeof(floating))
-            r0 += ROW_BLOCK
-    memcpy(h_n + first * H, h, n * H * sizeof(floating))
-    free(h); free(acc)
+            r0 += rows
+    for r in range(n):
+        memcpy(h_n + (first + r) * H, xh + r * K + I, H * sizeof(floating))
+    free(xh); free(from_x); free(from_h)
     return 0
 
 
-def gru_forward_recurrence(const floating[:, :, ::1] from_x, const int64_t[::1] lengths,
-                           const floating[:, ::1] w_hh_t, const floating[::1] b_hh, const floating[:, ::1] h0,
+def gru_forward_recurrence(const floating[:, :, ::1] x, const int64_t[::1] lengths,
+                           const floating[:, :, ::1] packed_ih, const floating[::1] b_ih,
+                           const floating[:, :, ::1] packed_hh, const floating[::1] b_hh, const floating[:, ::1] h0,
                            floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] gates,
                            floating[:, :, ::1] hidden_n, bint save, int n_chunks):
-    """Run the GRU time loop (see ``fastrnn.kernels._numba.gru.gru_forward_recurrence``)."""
-    cdef Py_ssize_t T = from_x.shape[0], B = from_x.shape[1], H = from_x.shape[2] // 3
+    """Run the GRU over all steps (see ``fastrnn.kernels._numba.gru.gru_forward_recurrence``)."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = h0.shape[1], P = packed_ih.shape[0]
     cdef int chunk, failures = 0
     cdef floating* gates_data = data_or_null(gates)
     cdef floating* hidden_n_data = data_or_null(hidden_n)
@@ -331,21 +372,23 @@ def gru_forward_recurrence(const floating[:, :, ::1] from_x, const int64_t[::1] 
         raise ValueError("save=True needs (T, B, 3H) and (T, B, H) buffers")
     with nogil:
         for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
-            failures += gru_forward_chunk(&from_x[0, 0, 0], &lengths[0], &w_hh_t[0, 0], &b_hh[0], &h0[0, 0],
-                                          &out[0, 0, 0], &h_n[0, 0], gates_data, hidden_n_data, save, T, B, H,
-                                          chunk * B // n_chunks, (chunk + 1) * B // n_chunks)
+            failures += gru_forward_chunk(&x[0, 0, 0], &lengths[0], &packed_ih[0, 0, 0], &b_ih[0],
+                                          &packed_hh[0, 0, 0], &b_hh[0], P, &h0[0, 0], &out[0, 0, 0], &h_n[0, 0],
+                                          gates_data, hidden_n_data, save, T, B, I, H, chunk * B // n_chunks,
+                                          (chunk + 1) * B // n_chunks)
     if failures:
         raise MemoryError("the GRU kernel could not allocate its per-thread buffers")
 
 
-cdef int gru_backward_chunk(const floating* grad_out, const int64_t* lengths, const floating* w_hh,
+cdef int gru_backward_chunk(const floating* grad_out, const int64_t* lengths, const floating* packed_w_hh,
+                            Py_ssize_t P,
                             const floating* h0, const floating* out, const floating* gates,
                             const floating* hidden_n, floating* dh, floating* d_from_x, floating* d_from_h,
                             Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t first,
                             Py_ssize_t last) noexcept nogil:
     cdef Py_ssize_t G = 3 * H, n = last - first, t, r0, r, rows, b, j, at
     cdef floating one = 1, r_g, z_g, n_g, dh_t, dn_pre, dz_pre, dr_pre
-    cdef floating* acc = <floating*> malloc(ROW_BLOCK * H * sizeof(floating))
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * P * PANEL * sizeof(floating))
     cdef const floating *g
     cdef const floating *hn
     cdef const floating *go
@@ -380,20 +423,21 @@ cdef int gru_backward_chunk(const floating* grad_out, const int64_t* lengths, co
                     dhh[H + j] = dz_pre
                     dhh[2 * H + j] = dn_pre * r_g
                     dh_row[j] = dh_t * z_g  # the direct path; the product is added below
-            memset(acc, 0, rows * H * sizeof(floating))
-            add_rows_times_matrix(acc, H, d_from_h + (t * B + first + r0) * G, G, rows, w_hh, G, H)
+            memset(acc, 0, rows * P * PANEL * sizeof(floating))
+            add_rows_times_panels(acc, P * PANEL, d_from_h + (t * B + first + r0) * G, G, rows, packed_w_hh, P, G)
             for r in range(rows):
                 b = first + r0 + r
                 if t < lengths[b]:
                     for j in range(H):
-                        dh[b * H + j] += acc[r * H + j]
+                        dh[b * H + j] += acc[r * P * PANEL + j]
             r0 += ROW_BLOCK
     free(acc)
     return 0
 
 
 def gru_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::1] lengths,
-                            const floating[:, ::1] w_hh, const floating[:, ::1] h0, const floating[:, :, ::1] out,
+                            const floating[:, :, ::1] packed_w_hh, const floating[:, ::1] h0,
+                            const floating[:, :, ::1] out,
                             const floating[:, :, ::1] gates, const floating[:, :, ::1] hidden_n,
                             floating[:, ::1] dh, floating[:, :, ::1] d_from_x, floating[:, :, ::1] d_from_h,
                             int n_chunks):
@@ -402,7 +446,7 @@ def gru_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::
     cdef int chunk, failures = 0
     with nogil:
         for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
-            failures += gru_backward_chunk(&grad_out[0, 0, 0], &lengths[0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0],
+            failures += gru_backward_chunk(&grad_out[0, 0, 0], &lengths[0], &packed_w_hh[0, 0, 0], packed_w_hh.shape[0], &h0[0, 0], &out[0, 0, 0],
                                            &gates[0, 0, 0], &hidden_n[0, 0, 0], &dh[0, 0], &d_from_x[0, 0, 0],
                                            &d_from_h[0, 0, 0], T, B, H, chunk * B // n_chunks,
                                            (chunk + 1) * B // n_chunks)
@@ -411,30 +455,35 @@ def gru_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::
 
 
 # ------------------------------------------------------------------------------------ vanilla RNN
-cdef int rnn_forward_chunk(const floating* pre, const int64_t* lengths, const floating* w_hh_t,
-                           const floating* h0, floating* out, floating* h_n, bint relu, Py_ssize_t T,
-                           Py_ssize_t B, Py_ssize_t H, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
-    cdef Py_ssize_t n = last - first, t, r0, r, rows, b, j
+cdef int rnn_forward_chunk(const floating* x, const int64_t* lengths, const floating* packed_w, Py_ssize_t P,
+                           const floating* bias, const floating* h0, floating* out, floating* h_n, bint relu,
+                           Py_ssize_t T, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H, Py_ssize_t first,
+                           Py_ssize_t last) noexcept nogil:
+    cdef Py_ssize_t K = I + H, N = P * PANEL, n = last - first, t, r0, r, rows, b, j
     cdef floating zero = 0
-    cdef floating* h = <floating*> malloc(n * H * sizeof(floating))
-    cdef floating* acc = <floating*> malloc(ROW_BLOCK * H * sizeof(floating))
+    cdef floating* xh = <floating*> malloc(n * K * sizeof(floating))  # [x_t | h_{t-1}] per row
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * N * sizeof(floating))
     cdef floating *a
     cdef floating *h_row
-    if h == NULL or acc == NULL:
-        free(h); free(acc)
+    if xh == NULL or acc == NULL:
+        free(xh); free(acc)
         return 1
-    memcpy(h, h0 + first * H, n * H * sizeof(floating))
+    for r in range(n):
+        memcpy(xh + r * K + I, h0 + (first + r) * H, H * sizeof(floating))
     for t in range(T):
+        for r in range(n):
+            memcpy(xh + r * K, x + (t * B + first + r) * I, I * sizeof(floating))
         r0 = 0
         while r0 < n:
             rows = min(ROW_BLOCK, n - r0)
-            memcpy(acc, pre + (t * B + first + r0) * H, rows * H * sizeof(floating))
-            add_rows_times_matrix(acc, H, h + r0 * H, H, rows, w_hh_t, H, H)
+            for r in range(rows):
+                memcpy(acc + r * N, bias, N * sizeof(floating))
+            add_rows_times_panels(acc, N, xh + r0 * K, K, rows, packed_w, P, K)
             for r in range(rows):
                 b = first + r0 + r
                 if t >= lengths[b]:
                     continue
-                a, h_row = acc + r * H, h + (r0 + r) * H
+                a, h_row = acc + r * N, xh + (r0 + r) * K + I
                 if relu:
                     for j in range(H):
                         h_row[j] = a[j] if a[j] > zero else zero
@@ -442,33 +491,35 @@ cdef int rnn_forward_chunk(const floating* pre, const int64_t* lengths, const fl
                     for j in range(H):
                         h_row[j] = tanh_(a[j])
                 memcpy(out + (t * B + b) * H, h_row, H * sizeof(floating))
-            r0 += ROW_BLOCK
-    memcpy(h_n + first * H, h, n * H * sizeof(floating))
-    free(h); free(acc)
+            r0 += rows
+    for r in range(n):
+        memcpy(h_n + (first + r) * H, xh + r * K + I, H * sizeof(floating))
+    free(xh); free(acc)
     return 0
 
 
-def rnn_forward_recurrence(const floating[:, :, ::1] pre, const int64_t[::1] lengths, const floating[:, ::1] w_hh_t,
-                           const floating[:, ::1] h0, floating[:, :, ::1] out, floating[:, ::1] h_n, bint relu,
-                           int n_chunks):
-    """Run the RNN time loop (see ``fastrnn.kernels._numba.rnn.rnn_forward_recurrence``)."""
-    cdef Py_ssize_t T = pre.shape[0], B = pre.shape[1], H = pre.shape[2]
+def rnn_forward_recurrence(const floating[:, :, ::1] x, const int64_t[::1] lengths,
+                           const floating[:, :, ::1] packed_w, const floating[::1] bias, const floating[:, ::1] h0,
+                           floating[:, :, ::1] out, floating[:, ::1] h_n, bint relu, int n_chunks):
+    """Run the RNN over all steps (see ``fastrnn.kernels._numba.rnn.rnn_forward_recurrence``)."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = h0.shape[1], P = packed_w.shape[0]
     cdef int chunk, failures = 0
     with nogil:
         for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
-            failures += rnn_forward_chunk(&pre[0, 0, 0], &lengths[0], &w_hh_t[0, 0], &h0[0, 0], &out[0, 0, 0],
-                                          &h_n[0, 0], relu, T, B, H, chunk * B // n_chunks,
+            failures += rnn_forward_chunk(&x[0, 0, 0], &lengths[0], &packed_w[0, 0, 0], P, &bias[0], &h0[0, 0],
+                                          &out[0, 0, 0], &h_n[0, 0], relu, T, B, I, H, chunk * B // n_chunks,
                                           (chunk + 1) * B // n_chunks)
     if failures:
         raise MemoryError("the RNN kernel could not allocate its per-thread buffers")
 
 
-cdef int rnn_backward_chunk(const floating* grad_out, const int64_t* lengths, const floating* w_hh,
+cdef int rnn_backward_chunk(const floating* grad_out, const int64_t* lengths, const floating* packed_w_hh,
+                            Py_ssize_t P,
                             const floating* out, floating* dh, floating* d_pre, bint relu, Py_ssize_t T,
                             Py_ssize_t B, Py_ssize_t H, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     cdef Py_ssize_t n = last - first, t, r0, r, rows, b, j, at
     cdef floating one = 1, zero = 0
-    cdef floating* acc = <floating*> malloc(ROW_BLOCK * H * sizeof(floating))
+    cdef floating* acc = <floating*> malloc(ROW_BLOCK * P * PANEL * sizeof(floating))
     cdef const floating *h_t
     cdef const floating *go
     cdef floating *dp
@@ -491,26 +542,26 @@ cdef int rnn_backward_chunk(const floating* grad_out, const int64_t* lengths, co
                 else:
                     for j in range(H):
                         dp[j] = (dh_row[j] + go[j]) * (one - h_t[j] * h_t[j])
-            memset(acc, 0, rows * H * sizeof(floating))
-            add_rows_times_matrix(acc, H, d_pre + (t * B + first + r0) * H, H, rows, w_hh, H, H)
+            memset(acc, 0, rows * P * PANEL * sizeof(floating))
+            add_rows_times_panels(acc, P * PANEL, d_pre + (t * B + first + r0) * H, H, rows, packed_w_hh, P, H)
             for r in range(rows):
                 b = first + r0 + r
                 if t < lengths[b]:
-                    memcpy(dh + b * H, acc + r * H, H * sizeof(floating))
+                    memcpy(dh + b * H, acc + r * P * PANEL, H * sizeof(floating))
             r0 += ROW_BLOCK
     free(acc)
     return 0
 
 
 def rnn_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::1] lengths,
-                            const floating[:, ::1] w_hh, const floating[:, :, ::1] out, floating[:, ::1] dh,
+                            const floating[:, :, ::1] packed_w_hh, const floating[:, :, ::1] out, floating[:, ::1] dh,
                             floating[:, :, ::1] d_pre, bint relu, int n_chunks):
     """Back-propagate through the RNN time loop (see the Numba ``rnn_backward_recurrence``)."""
     cdef Py_ssize_t T = grad_out.shape[0], B = grad_out.shape[1], H = grad_out.shape[2]
     cdef int chunk, failures = 0
     with nogil:
         for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
-            failures += rnn_backward_chunk(&grad_out[0, 0, 0], &lengths[0], &w_hh[0, 0], &out[0, 0, 0], &dh[0, 0],
+            failures += rnn_backward_chunk(&grad_out[0, 0, 0], &lengths[0], &packed_w_hh[0, 0, 0], packed_w_hh.shape[0], &out[0, 0, 0], &dh[0, 0],
                                            &d_pre[0, 0, 0], relu, T, B, H, chunk * B // n_chunks,
                                            (chunk + 1) * B // n_chunks)
     if failures:

@@ -1,50 +1,65 @@
 """Fused GRU kernels (PyTorch gate order r, z, n; ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``).
 
-The time loops only, structured like the LSTM ones. The recurrent projection keeps its own bias inside the product because ``r`` gates ``W_hn h + b_hn``.
+Structured like the LSTM ones. The input and recurrent products stay separate accumulators because
+``r`` gates only the recurrent part of ``n`` (with its own bias inside the product).
 """
 import numpy as np
 from numba import njit, prange
 
 from ._chunks import chunk_bounds
-from ._matvec import ROW_BLOCK, add_rows_times_matrix
+from ._copy import copy_row, copy_rows, fill_rows, zero_rows
+from ._tiles import PANEL, ROWS, add_four_rows_times_panels, add_one_row_times_panels
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
 
 
 @njit(**PARALLEL_OPTIONS)
-def gru_forward_recurrence(from_x, lengths, w_hh_t, b_hh, h0, out, h_n, gates, hidden_n, save, n_chunks):
-    """Run the GRU time loop.
+def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out, h_n, gates, hidden_n, save,
+                           n_chunks):
+    """Run the GRU over all steps, input projection included.
 
-    from_x    (T, B, 3H)  ``x_t W_ih^T + b_ih`` for every step
+    x         (T, B, I)   inputs
     lengths   (B,)        steps of each sequence; finished rows keep their state and output zeros
-    w_hh_t    (H, 3H)     ``W_hh`` transposed;  b_hh (3H,)
+    packed_ih (P, I, 16), packed_hh (P, H, 16)  ``W_ih^T`` and ``W_hh^T`` in 16-column panels
+    b_ih, b_hh (16P,)     biases, zero-padded
     h0        (B, H)      initial state;  out (T, B, H) zero-filled;  h_n (B, H) final state
     gates     (T, B, 3H)  written if ``save``: r, z, n after their nonlinearities
     hidden_n  (T, B, H)   written if ``save``: ``W_hn h_{t-1} + b_hn``
     n_chunks              how many contiguous batch chunks run in parallel
     """
-    T, B, G = from_x.shape
-    H = G // 3
-    one = one_of(from_x)
+    T, B, I = x.shape
+    H = h0.shape[1]
+    G = 3 * H
+    one = one_of(x)
     for chunk in prange(n_chunks):
         first, last = chunk_bounds(chunk, n_chunks, B)
-        h = h0[first:last].copy()
-        acc = np.empty((ROW_BLOCK, G), dtype=from_x.dtype)
+        n = last - first
+        xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
+        copy_rows(xh, I, h0[first:last])
+        from_x = np.empty((ROWS, b_ih.shape[0]), dtype=x.dtype)
+        from_h = np.empty((ROWS, b_hh.shape[0]), dtype=x.dtype)
         for t in range(T):
-            for r0 in range(0, last - first, ROW_BLOCK):
-                rows = min(ROW_BLOCK, last - first - r0)
-                for r in range(rows):
-                    acc[r, :] = b_hh
-                add_rows_times_matrix(acc, h, r0, rows, w_hh_t)
+            copy_rows(xh, 0, x[t, first:last])
+            r0 = 0
+            while r0 < n:
+                rows = ROWS if n - r0 >= ROWS else 1
+                fill_rows(from_x, rows, b_ih)
+                fill_rows(from_h, rows, b_hh)
+                if rows == ROWS:
+                    add_four_rows_times_panels(from_x, xh, r0, 0, packed_ih)
+                    add_four_rows_times_panels(from_h, xh, r0, I, packed_hh)
+                else:
+                    add_one_row_times_panels(from_x[0], xh[r0], 0, packed_ih)
+                    add_one_row_times_panels(from_h[0], xh[r0], I, packed_hh)
                 for r in range(rows):
                     b = first + r0 + r
                     if t >= lengths[b]:
                         continue
-                    a, x_part, h_row = acc[r], from_x[t, b], h[r0 + r]
+                    a, x_part, h_row = from_h[r], from_x[r], xh[r0 + r, I:]
                     if save:
-                        hidden_n[t, b, :] = a[2 * H:]
-                    r_g, z_g, n_g = a[:H], a[H:2 * H], a[2 * H:]
-                    x_r, x_z, x_n = x_part[:H], x_part[H:2 * H], x_part[2 * H:]
+                        copy_row(hidden_n[t, b], a[2 * H:G])
+                    r_g, z_g, n_g = a[:H], a[H:2 * H], a[2 * H:G]
+                    x_r, x_z, x_n = x_part[:H], x_part[H:2 * H], x_part[2 * H:G]
                     for j in range(H):
                         r_g[j] = sigmoid(x_r[j] + r_g[j])
                     for j in range(H):
@@ -53,19 +68,21 @@ def gru_forward_recurrence(from_x, lengths, w_hh_t, b_hh, h0, out, h_n, gates, h
                         n_g[j] = tanh(x_n[j] + r_g[j] * n_g[j])
                     for j in range(H):
                         h_row[j] = (one - z_g[j]) * n_g[j] + z_g[j] * h_row[j]
-                    out[t, b, :] = h_row
+                    copy_row(out[t, b], h_row)
                     if save:
-                        gates[t, b, :] = a
-        h_n[first:last] = h
+                        copy_row(gates[t, b], a[:G])
+                r0 += rows
+        for r in range(n):
+            copy_row(h_n[first + r], xh[r, I:])
 
 
 @njit(**PARALLEL_OPTIONS)
-def gru_backward_recurrence(grad_out, lengths, w_hh, h0, out, gates, hidden_n, dh, d_from_x, d_from_h,
+def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidden_n, dh, d_from_x, d_from_h,
                             n_chunks):
     """Back-propagate through the GRU time loop.
 
     grad_out  (T, B, H)   gradient arriving at each output (ignored past a sequence's end)
-    w_hh      (3H, H)     recurrent weights as stored
+    packed_w_hh (P, 3H, 16)  ``W_hh`` as stored, (3H, H), in 16-column panels
     h0 (B, H), out (T, B, H), gates (T, B, 3H), hidden_n (T, B, H): saved by the forward pass
     dh        (B, H)      in: gradient at h_n; out: gradient at h0
     d_from_x, d_from_h (T, B, 3H)  zero-filled; receive the gradients at the input and recurrent
@@ -76,17 +93,20 @@ def gru_backward_recurrence(grad_out, lengths, w_hh, h0, out, gates, hidden_n, d
     one = one_of(gates)
     for chunk in prange(n_chunks):
         first, last = chunk_bounds(chunk, n_chunks, B)
-        acc = np.empty((ROW_BLOCK, H), dtype=gates.dtype)
+        n = last - first
+        acc = np.empty((ROWS, packed_w_hh.shape[0] * PANEL), dtype=gates.dtype)
         for t in range(T - 1, -1, -1):
-            for r0 in range(0, last - first, ROW_BLOCK):
-                rows = min(ROW_BLOCK, last - first - r0)
+            d_from_h_t = d_from_h[t]
+            r0 = 0
+            while r0 < n:
+                rows = ROWS if n - r0 >= ROWS else 1
                 for r in range(rows):
                     b = first + r0 + r
                     if t >= lengths[b]:
                         continue
                     g, hn, go, h_prev = gates[t, b], hidden_n[t, b], grad_out[t, b], (
                         out[t - 1, b] if t > 0 else h0[b])
-                    dx, dhh, dh_row = d_from_x[t, b], d_from_h[t, b], dh[b]
+                    dx, dhh, dh_row = d_from_x[t, b], d_from_h_t[b], dh[b]
                     for j in range(H):
                         r_g, z_g, n_g = g[j], g[H + j], g[2 * H + j]
                         dh_t = dh_row[j] + go[j]
@@ -100,10 +120,14 @@ def gru_backward_recurrence(grad_out, lengths, w_hh, h0, out, gates, hidden_n, d
                         dhh[H + j] = dz_pre
                         dhh[2 * H + j] = dn_pre * r_g
                         dh_row[j] = dh_t * z_g  # the direct path; the product is added below
-                acc[:rows] = 0
-                add_rows_times_matrix(acc, d_from_h[t], first + r0, rows, w_hh)
+                zero_rows(acc, rows)
+                if rows == ROWS:
+                    add_four_rows_times_panels(acc, d_from_h_t, first + r0, 0, packed_w_hh)
+                else:
+                    add_one_row_times_panels(acc[0], d_from_h_t[first + r0], 0, packed_w_hh)
                 for r in range(rows):
                     b = first + r0 + r
                     if t < lengths[b]:
                         for j in range(H):
                             dh[b, j] += acc[r, j]
+                r0 += rows
