@@ -40,15 +40,15 @@ def _saved(shape, need_grad, dtype):
 def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h):
     """The GEMMs after a backward time loop.
 
-    ``d_from_x`` (T, B, G*H) is the gradient at the input projection, ``d_from_h`` the one at the
-    recurrent projection (the same array for LSTM and RNN; they differ for GRU). Returns
+    ``out`` (T, B, H) may be a view. ``d_from_x`` (T, B, G*H) is the gradient at the input
+    projection, ``d_from_h`` the one at the recurrent projection (the same array for LSTM and RNN; they differ for GRU). Returns
     ``(grad_x, (gw_ih, gw_hh, gb_ih, gb_hh))``.
     """
     T, B, I = x.shape
     H = out.shape[2]
     dx2 = d_from_x.reshape(T * B, -1)
     dh2 = d_from_h.reshape(T * B, -1)
-    h_prev = np.empty_like(out)  # state entering each step; rows past their end get zero gradient
+    h_prev = np.empty((T, B, H), dtype=out.dtype)  # state entering each step; rows past their end get zero gradient
     h_prev[0] = h0
     h_prev[1:] = out[:-1]
     grad_x = (dx2 @ w_ih).reshape(T, B, I)
@@ -73,7 +73,7 @@ class FusedKernels:
         T, B, _ = x.shape
         H = w_hh.shape[1]
         x = np.ascontiguousarray(x)
-        out = np.zeros((T, B, H), dtype=x.dtype)
+        out = np.zeros((B, T, H), dtype=x.dtype)  # batch-first, the layers' layout: no transposing copy
         h_n, c_n = np.empty_like(h0), np.empty_like(h0)
         gates = _saved((T, B, 4 * H), need_grad, x.dtype)
         tanh_c, c_states = _saved((T, B, H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
@@ -82,7 +82,7 @@ class FusedKernels:
                       h0, c0, out, h_n, c_n, gates, tanh_c, c_states, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
                      c_states=c_states) if need_grad else None
-        return out, h_n, c_n, cache
+        return out.transpose(1, 0, 2), h_n, c_n, cache
 
     def lstm_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n):
         w_ih, w_hh = weights[:2]
@@ -92,7 +92,7 @@ class FusedKernels:
         self._lstm[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh),
                       cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre,
                       self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_pre, d_pre)
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, d_pre)
         return grad_x, dh, dc, grads
 
     # ---------------------------------------------------------------- GRU
@@ -101,14 +101,14 @@ class FusedKernels:
         T, B, _ = x.shape
         H = w_hh.shape[1]
         x = np.ascontiguousarray(x)
-        out = np.zeros((T, B, H), dtype=x.dtype)
+        out = np.zeros((B, T, H), dtype=x.dtype)  # batch-first, the layers' layout: no transposing copy
         h_n = np.empty_like(h0)
         gates, hidden_n = _saved((T, B, 3 * H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
         h0 = np.ascontiguousarray(h0)
         self._gru[0](x, lengths, pack_panels(w_ih.T), _padded(b_ih), pack_panels(w_hh.T), _padded(b_hh), h0, out,
                      h_n, gates, hidden_n, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
-        return out, h_n, None, cache
+        return out.transpose(1, 0, 2), h_n, None, cache
 
     def gru_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n=None):
         w_ih, w_hh = weights[:2]
@@ -119,7 +119,7 @@ class FusedKernels:
         self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh),
                      h0, out, cache["gates"], cache["hidden_n"], dh, d_from_x, d_from_h,
                      self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h)
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_x, d_from_h)
         return grad_x, dh, None, grads
 
     # ---------------------------------------------------------------- vanilla RNN
@@ -128,13 +128,13 @@ class FusedKernels:
         T, B, _ = x.shape
         H = w_hh.shape[1]
         x = np.ascontiguousarray(x)
-        out = np.zeros((T, B, H), dtype=x.dtype)
+        out = np.zeros((B, T, H), dtype=x.dtype)  # batch-first, the layers' layout: no transposing copy
         h_n = np.empty_like(h0)
         h0 = np.ascontiguousarray(h0)
         self._rnn[0](x, lengths, pack_panels(np.concatenate([w_ih, w_hh], axis=1).T), _padded(b_ih + b_hh), h0,
                      out, h_n, relu, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, relu=relu) if need_grad else None
-        return out, h_n, None, cache
+        return out.transpose(1, 0, 2), h_n, None, cache
 
     def rnn_tanh_forward(self, x, lengths, weights, h0, c0=None, need_grad=True):
         return self._rnn_forward(x, lengths, weights, h0, False, need_grad)
@@ -146,10 +146,10 @@ class FusedKernels:
         w_ih, w_hh = weights[:2]
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh = _zeros_or_copy(grad_h_n, h0)
-        d_pre = np.zeros(out.shape, dtype=x.dtype)
+        d_pre = np.zeros(x.shape[:2] + out.shape[2:], dtype=x.dtype)
         self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh),
                      out, dh, d_pre, cache["relu"], self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out, h0, w_ih, d_pre, d_pre)
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, d_pre)
         return grad_x, dh, None, grads
 
     def export(self):

@@ -185,15 +185,19 @@ class _RecurrentStack:
                 mask = (self._rng.random(seq.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
                 seq = seq * mask
             masks.append(mask)
-            outputs = np.empty((steps, batch, D * H), dtype=self.dtype)
+            # Batch-first memory seen time-major: the final transpose below is then free.
+            outputs = np.empty((batch, steps, D * H), dtype=self.dtype).transpose(1, 0, 2)
             for direction in range(D):
                 index = layer * D + direction
                 inputs = reverse_within_lengths(seq, lengths) if direction else seq
                 out, h_last, c_last, cache = forward(
                     inputs, lengths, self._weights(layer, direction), h0[index],
                     c0[index] if c0 is not None else None, need_grad)
-                outputs[:, :, direction * H:(direction + 1) * H] = (
-                    reverse_within_lengths(out, lengths) if direction else out)
+                if D == 1:
+                    outputs = out  # no copy: already (T, B, H), batch-first in memory for compiled backends
+                else:
+                    outputs[:, :, direction * H:(direction + 1) * H] = (
+                        reverse_within_lengths(out, lengths) if direction else out)
                 h_n[index] = h_last
                 if c_n is not None:
                     c_n[index] = c_last

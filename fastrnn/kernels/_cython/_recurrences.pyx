@@ -2,7 +2,7 @@
 """Ahead-of-time compiled time loops: the Cython twins of :mod:`fastrnn.kernels._numba`'s recurrences.
 
 Every function here has the argument list of the Numba function of the same name (shapes and
-layouts are documented there and in :mod:`fastrnn.kernels._driver`, which calls them): the batch is
+layouts are documented there; ``out`` is batch-first (B, T, H), the rest time-major and in :mod:`fastrnn.kernels._driver`, which calls them): the batch is
 cut into ``n_chunks`` contiguous chunks, each chunk runs the whole time loop in its own OpenMP thread
 (no barrier per step), and per step its rows get one recurrent product and one gate pass. Pointers
 and C loops only inside the parallel region: no Python object, no GIL.
@@ -200,7 +200,7 @@ cdef int lstm_forward_chunk(const floating* x, const int64_t* lengths, const flo
                 for j in range(H):
                     h_row[j] = a[3 * H + j] * tc[j]
                 at = t * B + b
-                memcpy(out + at * H, h_row, H * sizeof(floating))
+                memcpy(out + (b * T + t) * H, h_row, H * sizeof(floating))
                 if save:
                     memcpy(gates + at * G, a, G * sizeof(floating))
                     memcpy(tanh_c + at * H, tc, H * sizeof(floating))
@@ -348,7 +348,7 @@ cdef int gru_forward_chunk(const floating* x, const int64_t* lengths, const floa
                     a[2 * H + j] = tanh_(x_part[2 * H + j] + a[j] * a[2 * H + j])
                 for j in range(H):
                     h_row[j] = (one - a[H + j]) * a[2 * H + j] + a[H + j] * h_row[j]
-                memcpy(out + at * H, h_row, H * sizeof(floating))
+                memcpy(out + (b * T + t) * H, h_row, H * sizeof(floating))
                 if save:
                     memcpy(gates + at * G, a, G * sizeof(floating))
             r0 += rows
@@ -408,7 +408,7 @@ cdef int gru_backward_chunk(const floating* grad_out, const int64_t* lengths, co
                     continue
                 at = t * B + b
                 g, hn, go = gates + at * G, hidden_n + at * H, grad_out + at * H
-                h_prev = out + (at - B) * H if t > 0 else h0 + b * H
+                h_prev = out + (b * T + t - 1) * H if t > 0 else h0 + b * H
                 dx, dhh, dh_row = d_from_x + at * G, d_from_h + at * G, dh + b * H
                 for j in range(H):
                     r_g, z_g, n_g = g[j], g[H + j], g[2 * H + j]
@@ -490,7 +490,7 @@ cdef int rnn_forward_chunk(const floating* x, const int64_t* lengths, const floa
                 else:
                     for j in range(H):
                         h_row[j] = tanh_(a[j])
-                memcpy(out + (t * B + b) * H, h_row, H * sizeof(floating))
+                memcpy(out + (b * T + t) * H, h_row, H * sizeof(floating))
             r0 += rows
     for r in range(n):
         memcpy(h_n + (first + r) * H, xh + r * K + I, H * sizeof(floating))
@@ -535,7 +535,7 @@ cdef int rnn_backward_chunk(const floating* grad_out, const int64_t* lengths, co
                 if t >= lengths[b]:
                     continue
                 at = t * B + b
-                h_t, go, dp, dh_row = out + at * H, grad_out + at * H, d_pre + at * H, dh + b * H
+                h_t, go, dp, dh_row = out + (b * T + t) * H, grad_out + at * H, d_pre + at * H, dh + b * H
                 if relu:
                     for j in range(H):
                         dp[j] = (dh_row[j] + go[j]) if h_t[j] > zero else zero

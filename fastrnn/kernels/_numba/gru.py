@@ -22,7 +22,7 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
     lengths   (B,)        steps of each sequence; finished rows keep their state and output zeros
     packed_ih (P, I, 16), packed_hh (P, H, 16)  ``W_ih^T`` and ``W_hh^T`` in 16-column panels
     b_ih, b_hh (16P,)     biases, zero-padded
-    h0        (B, H)      initial state;  out (T, B, H) zero-filled;  h_n (B, H) final state
+    h0        (B, H)      initial state;  out (B, T, H) zero-filled, batch-first;  h_n (B, H) final state
     gates     (T, B, 3H)  written if ``save``: r, z, n after their nonlinearities
     hidden_n  (T, B, H)   written if ``save``: ``W_hn h_{t-1} + b_hn``
     n_chunks              how many contiguous batch chunks run in parallel
@@ -68,7 +68,7 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
                         n_g[j] = tanh(x_n[j] + r_g[j] * n_g[j])
                     for j in range(H):
                         h_row[j] = (one - z_g[j]) * n_g[j] + z_g[j] * h_row[j]
-                    copy_row(out[t, b], h_row)
+                    copy_row(out[b, t], h_row)
                     if save:
                         copy_row(gates[t, b], a[:G])
                 r0 += rows
@@ -83,7 +83,7 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
 
     grad_out  (T, B, H)   gradient arriving at each output (ignored past a sequence's end)
     packed_w_hh (P, 3H, 16)  ``W_hh`` as stored, (3H, H), in 16-column panels
-    h0 (B, H), out (T, B, H), gates (T, B, 3H), hidden_n (T, B, H): saved by the forward pass
+    h0 (B, H), out (B, T, H) batch-first, gates (T, B, 3H), hidden_n (T, B, H): saved by the forward pass
     dh        (B, H)      in: gradient at h_n; out: gradient at h0
     d_from_x, d_from_h (T, B, 3H)  zero-filled; receive the gradients at the input and recurrent
                           projections (they differ in the n block, which r gates on the h side)
@@ -105,7 +105,7 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
                     if t >= lengths[b]:
                         continue
                     g, hn, go, h_prev = gates[t, b], hidden_n[t, b], grad_out[t, b], (
-                        out[t - 1, b] if t > 0 else h0[b])
+                        out[b, t - 1] if t > 0 else h0[b])
                     dx, dhh, dh_row = d_from_x[t, b], d_from_h_t[b], dh[b]
                     for j in range(H):
                         r_g, z_g, n_g = g[j], g[H + j], g[2 * H + j]

@@ -25,7 +25,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
     packed_w  (P, I+H, 16)  ``[W_ih | W_hh]^T`` in 16-column panels (see ``_tiles``), 4H padded to 16P
     bias      (16P,)      ``b_ih + b_hh``, zero-padded
     h0, c0    (B, H)      initial states
-    out       (T, B, H)   zero-filled; receives h_t of running rows
+    out       (B, T, H)   zero-filled, batch-first (the layers' output layout); receives h_t of running rows
     h_n, c_n  (B, H)      receive the final states
     gates     (T, B, 4H)  written if ``save``: activated i, f, g, o
     tanh_c, c_states (T, B, H)  written if ``save``: tanh(c_t) and c_t, for the backward pass
@@ -74,7 +74,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
                         tc[j] = tanh(c_row[j])
                     for j in range(H):
                         h_row[j] = o_g[j] * tc[j]
-                    copy_row(out[t, b], h_row)
+                    copy_row(out[b, t], h_row)
                     if save:
                         copy_row(gates[t, b], a[:G])
                         copy_row(tanh_c[t, b], tc)

@@ -19,7 +19,7 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
     lengths   (B,)        steps of each sequence; finished rows keep their state and output zeros
     packed_w  (P, I+H, 16)  ``[W_ih | W_hh]^T`` in 16-column panels;  bias (16P,) ``b_ih + b_hh``, padded
     h0        (B, H)      initial state
-    out       (T, B, H)   zero-filled; receives h_t (it is also what the backward pass reads)
+    out       (B, T, H)   zero-filled, batch-first; receives h_t (the backward pass reads it)
     h_n       (B, H)      receives the final state;  relu: relu instead of tanh
     n_chunks              how many contiguous batch chunks run in parallel
     """
@@ -53,7 +53,7 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
                     else:
                         for j in range(H):
                             h_row[j] = tanh(a[j])
-                    copy_row(out[t, b], h_row)
+                    copy_row(out[b, t], h_row)
                 r0 += rows
         for r in range(n):
             copy_row(h_n[first + r], xh[r, I:])
@@ -63,7 +63,7 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
 def rnn_backward_recurrence(grad_out, lengths, packed_w_hh, out, dh, d_pre, relu, n_chunks):
     """Back-propagate through the RNN time loop.
 
-    grad_out (T, B, H); packed_w_hh (P, H, 16) ``W_hh`` as stored in 16-column panels; out (T, B, H)
+    grad_out (T, B, H); packed_w_hh (P, H, 16) ``W_hh`` as stored in 16-column panels; out (B, T, H)
     saved outputs; dh (B, H) in: gradient at h_n, out: at h0; d_pre (T, B, H) zero-filled, receives
     the pre-activation gradients.
     """
@@ -83,7 +83,7 @@ def rnn_backward_recurrence(grad_out, lengths, packed_w_hh, out, dh, d_pre, relu
                     b = first + r0 + r
                     if t >= lengths[b]:
                         continue
-                    h_t, go, dp, dh_row = out[t, b], grad_out[t, b], d_pre_t[b], dh[b]
+                    h_t, go, dp, dh_row = out[b, t], grad_out[t, b], d_pre_t[b], dh[b]
                     if relu:
                         for j in range(H):
                             dp[j] = (dh_row[j] + go[j]) if h_t[j] > zero else zero
