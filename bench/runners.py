@@ -27,11 +27,16 @@ def peer_status():
 
 
 def set_threads(n):
-    """Use ``n`` threads in every system: Numba's parallel regions, NumPy's BLAS, PyTorch (if imported)."""
-    import numba
+    """Use ``n`` threads in every system: fastrnn's kernels, NumPy's BLAS, PyTorch (if imported).
+
+    ``fastrnn.set_num_threads`` loads fastrnn's compiled backends before anything else starts an
+    OpenMP runtime, so fastrnn's choice of waiting policy applies as it would in a user's program
+    (see fastrnn/kernels/_openmp.py).
+    """
+    import fastrnn
     from threadpoolctl import threadpool_limits
 
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    fastrnn.set_num_threads(n)
     threadpool_limits(n, user_api="blas")
     torch = sys.modules.get("torch")  # only if a peer already imported it: torch is slow to import
     if torch is not None:
