@@ -15,12 +15,13 @@ from .kernels import available_backends, get_default_backend, get_num_threads, s
 # about a second: they load on first use, so a service that only runs ``fastrnn.nn`` starts fast.
 _LAZY_NAMES = {name: "estimators" for name in ("LSTMRegressor", "LSTMClassifier", "GRURegressor", "GRUClassifier",
                                                "RNNRegressor", "RNNClassifier")}
-_LAZY_NAMES.update(make_windows="preprocessing", WindowTransformer="preprocessing")
-_LAZY_MODULES = ("datasets", "estimators", "preprocessing")
+_LAZY_NAMES.update(make_windows="preprocessing", WindowTransformer="preprocessing", load="persistence",
+                   save="persistence")
+_LAZY_MODULES = ("datasets", "estimators", "preprocessing", "persistence")
 
 __all__ = ["__version__", "nn", "datasets", "make_windows", "WindowTransformer", "LSTMRegressor", "LSTMClassifier",
            "GRURegressor", "GRUClassifier", "RNNRegressor", "RNNClassifier", "available_backends",
-           "get_default_backend", "set_backend", "get_num_threads", "set_num_threads"]
+           "get_default_backend", "set_backend", "get_num_threads", "set_num_threads", "load", "save"]
 
 
 def __getattr__(name):

@@ -97,6 +97,12 @@ class BaseRecurrentEstimator(BaseEstimator):
     def _n_outputs(self):
         raise NotImplementedError
 
+    def save(self, path):
+        """Write this fitted estimator to ``path`` in fastrnn's model format: arrays and JSON, nothing
+        executable; read it back with :func:`fastrnn.load` (see :mod:`fastrnn.persistence`)."""
+        from ..persistence import save
+        save(self, path)
+
     # ------------------------------------------------------------------ parameter checks
     def _check_params(self):
         positive_ints = ("hidden_size", "num_layers", "batch_size", "max_epochs", "n_iter_no_change")
