@@ -14,13 +14,24 @@ import numpy as np
 PANEL = 16  # columns per packed weight panel (the tile width of the kernels)
 
 
-def pack_panels(matrix):
-    """(K, N) -> (ceil(N / 16), K, 16): ``packed[p, k, c] = matrix[k, 16 p + c]``, zero-padded columns."""
-    K, N = matrix.shape
+def pack_panels(*blocks):
+    """Stack weight blocks side by side and pack their transpose into 16-column panels.
+
+    Each block is (N, K_i) as stored (rows are gate units); the packed result is (ceil(N / 16), sum K_i,
+    16) with ``packed[p, k, c] = concat(blocks, axis=1)[16 p + c, k]`` and zero rows for the padding:
+    the layout the kernels' tiles read. One pass of transposing copies per block.
+    """
+    N = blocks[0].shape[0]
     panels = -(-N // PANEL)
-    padded = np.zeros((K, panels * PANEL), dtype=matrix.dtype)
-    padded[:, :N] = matrix
-    return np.ascontiguousarray(padded.reshape(K, panels, PANEL).transpose(1, 0, 2))
+    packed = np.zeros((panels, sum(b.shape[1] for b in blocks), PANEL), dtype=blocks[0].dtype)
+    full, offset = N // PANEL, 0
+    for block in blocks:
+        K = block.shape[1]
+        packed[:full, offset:offset + K, :] = block[:full * PANEL].reshape(full, PANEL, K).transpose(0, 2, 1)
+        if full < panels:
+            packed[full, offset:offset + K, :N - full * PANEL] = block[full * PANEL:].T
+        offset += K
+    return packed
 
 
 def _padded(vector):
@@ -78,7 +89,7 @@ class FusedKernels:
         gates = _saved((T, B, 4 * H), need_grad, x.dtype)
         tanh_c, c_states = _saved((T, B, H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
         h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
-        self._lstm[0](x, lengths, pack_panels(np.concatenate([w_ih, w_hh], axis=1).T), _padded(b_ih + b_hh),
+        self._lstm[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh),
                       h0, c0, out, h_n, c_n, gates, tanh_c, c_states, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
                      c_states=c_states) if need_grad else None
@@ -89,7 +100,7 @@ class FusedKernels:
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh, dc = _zeros_or_copy(grad_h_n, h0), _zeros_or_copy(grad_c_n, h0)
         d_pre = np.zeros(cache["gates"].shape, dtype=x.dtype)
-        self._lstm[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh),
+        self._lstm[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
                       cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre,
                       self._chunk_count(x.shape[1]))
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, d_pre)
@@ -105,7 +116,7 @@ class FusedKernels:
         h_n = np.empty_like(h0)
         gates, hidden_n = _saved((T, B, 3 * H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
         h0 = np.ascontiguousarray(h0)
-        self._gru[0](x, lengths, pack_panels(w_ih.T), _padded(b_ih), pack_panels(w_hh.T), _padded(b_hh), h0, out,
+        self._gru[0](x, lengths, pack_panels(w_ih), _padded(b_ih), pack_panels(w_hh), _padded(b_hh), h0, out,
                      h_n, gates, hidden_n, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
@@ -116,7 +127,7 @@ class FusedKernels:
         dh = _zeros_or_copy(grad_h_n, h0)
         d_from_x = np.zeros(cache["gates"].shape, dtype=x.dtype)
         d_from_h = np.zeros(cache["gates"].shape, dtype=x.dtype)
-        self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh),
+        self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
                      h0, out, cache["gates"], cache["hidden_n"], dh, d_from_x, d_from_h,
                      self._chunk_count(x.shape[1]))
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_x, d_from_h)
@@ -131,7 +142,7 @@ class FusedKernels:
         out = np.zeros((B, T, H), dtype=x.dtype)  # batch-first, the layers' layout: no transposing copy
         h_n = np.empty_like(h0)
         h0 = np.ascontiguousarray(h0)
-        self._rnn[0](x, lengths, pack_panels(np.concatenate([w_ih, w_hh], axis=1).T), _padded(b_ih + b_hh), h0,
+        self._rnn[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh), h0,
                      out, h_n, relu, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, relu=relu) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
@@ -147,7 +158,7 @@ class FusedKernels:
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh = _zeros_or_copy(grad_h_n, h0)
         d_pre = np.zeros(x.shape[:2] + out.shape[2:], dtype=x.dtype)
-        self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh),
+        self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
                      out, dh, d_pre, cache["relu"], self._chunk_count(x.shape[1]))
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, d_pre)
         return grad_x, dh, None, grads

@@ -8,7 +8,7 @@ from numba import njit, prange
 
 from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, zero_rows
-from ._tiles import PANEL, ROWS, add_four_rows_times_panels, add_one_row_times_panels
+from ._tiles import GROUP, PANEL, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
 
@@ -36,21 +36,16 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
         n = last - first
         xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
         copy_rows(xh, I, h0[first:last])
-        from_x = np.empty((ROWS, b_ih.shape[0]), dtype=x.dtype)
-        from_h = np.empty((ROWS, b_hh.shape[0]), dtype=x.dtype)
+        from_x = np.empty((GROUP, b_ih.shape[0]), dtype=x.dtype)
+        from_h = np.empty((GROUP, b_hh.shape[0]), dtype=x.dtype)
         for t in range(T):
             copy_rows(xh, 0, x[t, first:last])
-            r0 = 0
-            while r0 < n:
-                rows = ROWS if n - r0 >= ROWS else 1
+            for r0 in range(0, n, GROUP):
+                rows = min(GROUP, n - r0)
                 fill_rows(from_x, rows, b_ih)
                 fill_rows(from_h, rows, b_hh)
-                if rows == ROWS:
-                    add_four_rows_times_panels(from_x, xh, r0, 0, packed_ih)
-                    add_four_rows_times_panels(from_h, xh, r0, I, packed_hh)
-                else:
-                    add_one_row_times_panels(from_x[0], xh[r0], 0, packed_ih)
-                    add_one_row_times_panels(from_h[0], xh[r0], I, packed_hh)
+                add_rows_times_panels(from_x, xh, r0, rows, 0, packed_ih)
+                add_rows_times_panels(from_h, xh, r0, rows, I, packed_hh)
                 for r in range(rows):
                     b = first + r0 + r
                     if t >= lengths[b]:
@@ -71,7 +66,6 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
                     copy_row(out[b, t], h_row)
                     if save:
                         copy_row(gates[t, b], a[:G])
-                r0 += rows
         for r in range(n):
             copy_row(h_n[first + r], xh[r, I:])
 
@@ -94,12 +88,11 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
     for chunk in prange(n_chunks):
         first, last = chunk_bounds(chunk, n_chunks, B)
         n = last - first
-        acc = np.empty((ROWS, packed_w_hh.shape[0] * PANEL), dtype=gates.dtype)
+        acc = np.empty((GROUP, packed_w_hh.shape[0] * PANEL), dtype=gates.dtype)
         for t in range(T - 1, -1, -1):
             d_from_h_t = d_from_h[t]
-            r0 = 0
-            while r0 < n:
-                rows = ROWS if n - r0 >= ROWS else 1
+            for r0 in range(0, n, GROUP):
+                rows = min(GROUP, n - r0)
                 for r in range(rows):
                     b = first + r0 + r
                     if t >= lengths[b]:
@@ -121,13 +114,9 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
                         dhh[2 * H + j] = dn_pre * r_g
                         dh_row[j] = dh_t * z_g  # the direct path; the product is added below
                 zero_rows(acc, rows)
-                if rows == ROWS:
-                    add_four_rows_times_panels(acc, d_from_h_t, first + r0, 0, packed_w_hh)
-                else:
-                    add_one_row_times_panels(acc[0], d_from_h_t[first + r0], 0, packed_w_hh)
+                add_rows_times_panels(acc, d_from_h_t, first + r0, rows, 0, packed_w_hh)
                 for r in range(rows):
                     b = first + r0 + r
                     if t < lengths[b]:
                         for j in range(H):
                             dh[b, j] += acc[r, j]
-                r0 += rows

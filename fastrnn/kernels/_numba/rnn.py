@@ -6,7 +6,7 @@ from numba import njit, prange
 
 from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, zero_rows
-from ._tiles import PANEL, ROWS, add_four_rows_times_panels, add_one_row_times_panels
+from ._tiles import GROUP, PANEL, add_rows_times_panels
 from .activations import one_of, tanh
 from .config import PARALLEL_OPTIONS
 
@@ -31,17 +31,13 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
         n = last - first
         xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
         copy_rows(xh, I, h0[first:last])
-        acc = np.empty((ROWS, bias.shape[0]), dtype=x.dtype)
+        acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
         for t in range(T):
             copy_rows(xh, 0, x[t, first:last])
-            r0 = 0
-            while r0 < n:
-                rows = ROWS if n - r0 >= ROWS else 1
+            for r0 in range(0, n, GROUP):
+                rows = min(GROUP, n - r0)
                 fill_rows(acc, rows, bias)
-                if rows == ROWS:
-                    add_four_rows_times_panels(acc, xh, r0, 0, packed_w)
-                else:
-                    add_one_row_times_panels(acc[0], xh[r0], 0, packed_w)
+                add_rows_times_panels(acc, xh, r0, rows, 0, packed_w)
                 for r in range(rows):
                     b = first + r0 + r
                     if t >= lengths[b]:
@@ -54,7 +50,6 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
                         for j in range(H):
                             h_row[j] = tanh(a[j])
                     copy_row(out[b, t], h_row)
-                r0 += rows
         for r in range(n):
             copy_row(h_n[first + r], xh[r, I:])
 
@@ -73,12 +68,11 @@ def rnn_backward_recurrence(grad_out, lengths, packed_w_hh, out, dh, d_pre, relu
     for chunk in prange(n_chunks):
         first, last = chunk_bounds(chunk, n_chunks, B)
         n = last - first
-        acc = np.empty((ROWS, packed_w_hh.shape[0] * PANEL), dtype=out.dtype)
+        acc = np.empty((GROUP, packed_w_hh.shape[0] * PANEL), dtype=out.dtype)
         for t in range(T - 1, -1, -1):
             d_pre_t = d_pre[t]
-            r0 = 0
-            while r0 < n:
-                rows = ROWS if n - r0 >= ROWS else 1
+            for r0 in range(0, n, GROUP):
+                rows = min(GROUP, n - r0)
                 for r in range(rows):
                     b = first + r0 + r
                     if t >= lengths[b]:
@@ -91,11 +85,7 @@ def rnn_backward_recurrence(grad_out, lengths, packed_w_hh, out, dh, d_pre, relu
                         for j in range(H):
                             dp[j] = (dh_row[j] + go[j]) * (one - h_t[j] * h_t[j])
                 zero_rows(acc, rows)
-                if rows == ROWS:
-                    add_four_rows_times_panels(acc, d_pre_t, first + r0, 0, packed_w_hh)
-                else:
-                    add_one_row_times_panels(acc[0], d_pre_t[first + r0], 0, packed_w_hh)
+                add_rows_times_panels(acc, d_pre_t, first + r0, rows, 0, packed_w_hh)
                 for r in range(rows):
                     if t < lengths[first + r0 + r]:
                         copy_row(dh[first + r0 + r], acc[r, :H])
-                r0 += rows
