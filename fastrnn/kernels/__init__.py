@@ -120,9 +120,50 @@ def num_threads(n):
             module.set_num_threads(threads)
 
 
+# ------------------------------------------------------------------ fork safety
+# GNU OpenMP does not survive fork(): in a child forked after OpenMP threads started, Numba's ``omp``
+# layer terminates the process at the next parallel kernel, and a multi-threaded libgomp region
+# hangs. Pre-fork servers do exactly that, so such a child runs the Cython kernels on one thread
+# (or the reference, where Cython is missing) and says so once.
+_forked_after_openmp = False
+_warned_fork = False
+
+
+def _after_fork_in_child():
+    global _forked_after_openmp
+    started = [module for module in (_loaded.get("numba"), _loaded.get("cython"))
+               if module is not None and module.openmp_threads_started()]
+    if started:
+        _forked_after_openmp = True
+        if _loaded.get("cython") is not None:
+            _loaded["cython"].limit_to_one_thread()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _usable_after_fork(name):
+    """``name``, or the backend that replaces it in a child forked after Numba's OpenMP threads started."""
+    global _warned_fork
+    if name != "numba" or not _forked_after_openmp or not _loaded["numba"].openmp_threads_started():
+        return name
+    fallback = "cython" if _load("cython") is not None else "reference"
+    if fallback == "cython":
+        _loaded["cython"].limit_to_one_thread()
+    if not _warned_fork:
+        _warned_fork = True
+        warnings.warn(f"fastrnn: this process was forked after Numba's OpenMP threads started, and Numba's "
+                      f"OpenMP kernels cannot run here; using the {fallback} backend on one thread. To keep "
+                      f"the Numba kernels in worker processes, start them with 'spawn' or 'forkserver', or "
+                      f"set NUMBA_THREADING_LAYER=workqueue (or tbb) before the first fit or predict.",
+                      RuntimeWarning, stacklevel=3)
+    return fallback
+
+
 def cell_kernels(cell, backend="auto"):
     """Return ``(forward, backward)`` of ``cell`` (one of :data:`CELLS`) for ``backend``."""
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {CELLS}; got {cell!r}")
-    module = _load(resolve_backend(backend))
+    module = _load(_usable_after_fork(resolve_backend(backend)))
     return getattr(module, f"{cell}_forward"), getattr(module, f"{cell}_backward")

@@ -11,15 +11,29 @@ from ._recurrences import (gru_backward_recurrence, gru_forward_recurrence, lstm
                            rnn_forward_recurrence)
 
 _num_threads = max(1, max_threads())
+_thread_cap = None if openmp_enabled() else 1  # 1: no OpenMP, or a process forked after OpenMP started
+_parallel_used = False
 
 
 def set_num_threads(n):
-    """Threads the Cython kernels split a batch over (capped at 1 when built without OpenMP)."""
+    """Threads the Cython kernels split a batch over (1 without OpenMP or after an unsafe fork)."""
     global _num_threads
     n = int(n)
     if n < 1:
         raise ValueError(f"the number of threads must be at least 1; got {n}")
-    _num_threads = n if openmp_enabled() else 1
+    _num_threads = n if _thread_cap is None else min(n, _thread_cap)
+
+
+def openmp_threads_started():
+    """Whether these kernels have run OpenMP worker threads in this process."""
+    return _parallel_used
+
+
+def limit_to_one_thread():
+    """For a child forked after OpenMP threads started: GNU libgomp's pool does not survive fork()
+    (more than one thread would hang), but a one-thread region runs without it."""
+    global _thread_cap, _num_threads
+    _thread_cap, _num_threads = 1, 1
 
 
 def get_num_threads():
@@ -29,7 +43,10 @@ def get_num_threads():
 
 def chunk_count(batch):
     """Number of batch chunks run in parallel: one per thread, never more than rows."""
-    return max(1, min(batch, _num_threads))
+    global _parallel_used
+    chunks = max(1, min(batch, _num_threads))
+    _parallel_used = _parallel_used or chunks > 1
+    return chunks
 
 
 _kernels = FusedKernels(lstm_forward=lstm_forward_recurrence, lstm_backward=lstm_backward_recurrence,
@@ -38,4 +55,5 @@ _kernels = FusedKernels(lstm_forward=lstm_forward_recurrence, lstm_backward=lstm
                         chunk_count=chunk_count)
 globals().update(_kernels.export())
 
-__all__ = sorted(_kernels.export()) + ["get_num_threads", "openmp_enabled", "set_num_threads"]
+__all__ = sorted(_kernels.export()) + ["get_num_threads", "limit_to_one_thread", "openmp_enabled",
+                                       "openmp_threads_started", "set_num_threads"]

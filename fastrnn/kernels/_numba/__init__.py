@@ -57,4 +57,15 @@ def get_num_threads():
     return numba.get_num_threads()
 
 
-__all__ = sorted(_kernels.export()) + ["get_num_threads", "set_num_threads"]
+def openmp_threads_started():
+    """Whether Numba's thread pool runs on GNU OpenMP (its ``omp`` layer) and has started.
+
+    A process forked after that cannot run Numba's parallel kernels: Numba terminates it.
+    """
+    try:
+        return numba.threading_layer() == "omp"
+    except ValueError:  # no parallel kernel has run yet
+        return False
+
+
+__all__ = sorted(_kernels.export()) + ["get_num_threads", "openmp_threads_started", "set_num_threads"]
