@@ -11,6 +11,8 @@ backward loop the weight and input gradients are GEMMs here.
 """
 import numpy as np
 
+from ._split_gemm import row_bounds, run_parts
+
 PANEL = 16  # columns per packed weight panel (the tile width of the kernels)
 
 
@@ -48,35 +50,48 @@ def _saved(shape, need_grad, dtype):
     return np.empty(shape if need_grad else (0,) * len(shape), dtype)
 
 
-def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h):
-    """The GEMMs after a backward time loop.
+def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h, threads=1):
+    """The GEMMs after a backward time loop, split over ``threads`` (see :mod:`._split_gemm`).
 
     ``out`` (T, B, H) may be a view. ``d_from_x`` (T, B, G*H) is the gradient at the input
-    projection, ``d_from_h`` the one at the recurrent projection (the same array for LSTM and RNN; they differ for GRU). Returns
-    ``(grad_x, (gw_ih, gw_hh, gb_ih, gb_hh))``.
+    projection, ``d_from_h`` the one at the recurrent projection (the same array for LSTM and RNN;
+    they differ for GRU). Returns ``(grad_x, (gw_ih, gw_hh, gb_ih, gb_hh))``.
     """
     T, B, I = x.shape
     H = out.shape[2]
     dx2 = d_from_x.reshape(T * B, -1)
     dh2 = d_from_h.reshape(T * B, -1)
+    x2 = x.reshape(T * B, I)
     h_prev = np.empty((T, B, H), dtype=out.dtype)  # state entering each step; rows past their end get zero gradient
     h_prev[0] = h0
     h_prev[1:] = out[:-1]
-    grad_x = (dx2 @ w_ih).reshape(T, B, I)
-    gw_ih = dx2.T @ x.reshape(T * B, I)
-    gw_hh = dh2.T @ h_prev.reshape(T * B, H)
-    return grad_x, (gw_ih, gw_hh, dx2.sum(axis=0), dh2.sum(axis=0))
+    h_prev2 = h_prev.reshape(T * B, H)
+    G = dx2.shape[1]
+    grad_x = np.empty((T * B, I), dtype=x.dtype)
+    gw_ih = np.empty((G, I), dtype=x.dtype)
+    gw_hh = np.empty((G, H), dtype=x.dtype)
+    gate_rows, step_rows = row_bounds(G, threads), row_bounds(T * B, threads)
+
+    def part(k):  # one row block of each output
+        (a, b), (c, d) = gate_rows[k], step_rows[k]
+        np.matmul(dx2[:, a:b].T, x2, out=gw_ih[a:b])
+        np.matmul(dh2[:, a:b].T, h_prev2, out=gw_hh[a:b])
+        np.matmul(dx2[c:d], w_ih, out=grad_x[c:d])
+
+    run_parts(part, threads, flops=2.0 * T * B * G * (2 * I + H))
+    return grad_x.reshape(T, B, I), (gw_ih, gw_hh, dx2.sum(axis=0), dh2.sum(axis=0))
 
 
 class FusedKernels:
     """The contract's eight kernel functions over one backend's recurrences."""
 
     def __init__(self, *, lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward, rnn_backward,
-                 chunk_count):
+                 chunk_count, num_threads):
         self._lstm = (lstm_forward, lstm_backward)
         self._gru = (gru_forward, gru_backward)
         self._rnn = (rnn_forward, rnn_backward)
         self._chunk_count = chunk_count
+        self._num_threads = num_threads
 
     # ---------------------------------------------------------------- LSTM
     def lstm_forward(self, x, lengths, weights, h0, c0, need_grad=True):
@@ -103,7 +118,8 @@ class FusedKernels:
         self._lstm[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
                       cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre,
                       self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, d_pre)
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, d_pre,
+                                                   self._num_threads())
         return grad_x, dh, dc, grads
 
     # ---------------------------------------------------------------- GRU
@@ -130,7 +146,8 @@ class FusedKernels:
         self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
                      h0, out, cache["gates"], cache["hidden_n"], dh, d_from_x, d_from_h,
                      self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_x, d_from_h)
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_x, d_from_h,
+                                                   self._num_threads())
         return grad_x, dh, None, grads
 
     # ---------------------------------------------------------------- vanilla RNN
@@ -160,7 +177,8 @@ class FusedKernels:
         d_pre = np.zeros(x.shape[:2] + out.shape[2:], dtype=x.dtype)
         self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
                      out, dh, d_pre, cache["relu"], self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, d_pre)
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, d_pre,
+                                                   self._num_threads())
         return grad_x, dh, None, grads
 
     def export(self):

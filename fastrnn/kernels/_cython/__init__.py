@@ -52,7 +52,7 @@ def chunk_count(batch):
 _kernels = FusedKernels(lstm_forward=lstm_forward_recurrence, lstm_backward=lstm_backward_recurrence,
                         gru_forward=gru_forward_recurrence, gru_backward=gru_backward_recurrence,
                         rnn_forward=rnn_forward_recurrence, rnn_backward=rnn_backward_recurrence,
-                        chunk_count=chunk_count)
+                        chunk_count=chunk_count, num_threads=lambda: get_num_threads())
 globals().update(_kernels.export())
 
 __all__ = sorted(_kernels.export()) + ["get_num_threads", "limit_to_one_thread", "openmp_enabled",

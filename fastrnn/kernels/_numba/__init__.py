@@ -40,7 +40,7 @@ _kernels = FusedKernels(
     lstm_backward=_compiled_with_slp(lstm_backward_recurrence),
     gru_forward=_compiled_with_slp(gru_forward_recurrence), gru_backward=_compiled_with_slp(gru_backward_recurrence),
     rnn_forward=_compiled_with_slp(rnn_forward_recurrence), rnn_backward=_compiled_with_slp(rnn_backward_recurrence),
-    chunk_count=chunk_count)
+    chunk_count=chunk_count, num_threads=lambda: get_num_threads())
 globals().update(_kernels.export())
 
 
