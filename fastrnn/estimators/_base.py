@@ -173,14 +173,19 @@ class BaseRecurrentEstimator(BaseEstimator):
         zeros = np.zeros((N, T, D * H), dtype=grad_features.dtype)
         self.model_.backward(zeros, grad_h_n)
 
-    def _raw_outputs(self, X, lengths):
-        """Head outputs in batches of PREDICT_BATCH_SIZE: (N, k) or (N, T, k)."""
+    def _raw_outputs(self, X, lengths, scaled=True):
+        """Head outputs in batches of PREDICT_BATCH_SIZE: (N, k) or (N, T, k).
+
+        With ``scaled=False`` each batch is standardised on its own, so memory beyond ``X`` and the
+        outputs stays bounded by the batch size however many sequences ``X`` holds.
+        """
         self.model_.eval()
         chunks = []
         for start in range(0, X.shape[0], PREDICT_BATCH_SIZE):
             part = slice(start, start + PREDICT_BATCH_SIZE)
             steps = int(lengths[part].max())
-            features = self._features(X[part, :steps], lengths[part], need_grad=False)
+            inputs = X[part, :steps] if scaled else self._scale_inputs(X[part, :steps], lengths[part])
+            features = self._features(inputs, lengths[part], need_grad=False)
             z = self.head_.forward(features)
             if self.output == "sequence" and steps < X.shape[1]:
                 z = np.concatenate([z, np.zeros((z.shape[0], X.shape[1] - steps, z.shape[2]), z.dtype)], axis=1)

@@ -100,7 +100,7 @@ class _RecurrentClassifier(ClassifierMixin, BaseRecurrentEstimator):
         check_is_fitted(self, "model_")
         X_checked, lengths = self._validate_X(X, reset=False)
         with thread_limit(self.n_threads):
-            z = self._raw_outputs(self._scale_inputs(X_checked, lengths), lengths)
+            z = self._raw_outputs(X_checked, lengths, scaled=False)
         proba = self._proba_from_raw(z)
         if self.output == "sequence":
             return self._per_sample_outputs(proba, lengths, ragged=bool(np.any(lengths != X_checked.shape[1])))

@@ -70,7 +70,7 @@ class _RecurrentRegressor(RegressorMixin, BaseRecurrentEstimator):
         check_is_fitted(self, "model_")
         X_checked, lengths = self._validate_X(X, reset=False)
         with thread_limit(self.n_threads):
-            z = self._raw_outputs(self._scale_inputs(X_checked, lengths), lengths)
+            z = self._raw_outputs(X_checked, lengths, scaled=False)
         y = z * self.y_scale_ + self.y_mean_
         if self._y_was_1d:
             y = y[..., 0]
