@@ -37,18 +37,30 @@ def check_sequences(X, *, dtype=np.float32, n_features=None, name="X"):
                         f"{name}.toarray() to convert to a dense numpy array")
     if _is_ragged_list(X):
         return _pad_ragged(list(X), dtype, n_features, name)
-    arr = check_array(X, dtype=list(FLOAT_DTYPES), allow_nd=True, ensure_2d=True, input_name=name,
-                      ensure_min_features=1, ensure_min_samples=1)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the finiteness check: it raises anyway
+        arr = check_array(X, dtype=list(FLOAT_DTYPES), allow_nd=True, ensure_2d=True, input_name=name,
+                          ensure_min_features=1, ensure_min_samples=1)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     elif arr.ndim != 3:
         raise ValueError(f"{name} must be 2-D (n_samples, n_timesteps) or 3-D (n_samples, n_timesteps, "
                          f"n_features); got {arr.ndim}-D with shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 time steps (shape={arr.shape}); every sequence needs at least one step")
     if arr.shape[2] == 0:
         raise ValueError(f"{name} has 0 features per time step (shape={arr.shape}); at least 1 is required")
     _check_feature_count(arr.shape[2], n_features, name)
+    _check_fits_dtype(arr, dtype, name)
     lengths = np.full(arr.shape[0], arr.shape[1], dtype=np.int64)
     return np.ascontiguousarray(arr, dtype=dtype), lengths
+
+
+def _check_fits_dtype(arr, dtype, name):
+    """Refuse finite values that would become infinite in ``dtype`` (float64 data, float32 model)."""
+    limit = np.finfo(dtype).max
+    if arr.size and np.finfo(arr.dtype).max > limit and (arr.max() > limit or arr.min() < -limit):
+        raise ValueError(f"{name} holds values beyond the {np.dtype(dtype).name} range (|x| > {limit:.3g}); "
+                         f"rescale {name} or use dtype='float64'")
 
 
 def _pad_ragged(sequences, dtype, n_features, name):
@@ -64,7 +76,9 @@ def _pad_ragged(sequences, dtype, n_features, name):
                              f"array; got shape {arr.shape}")
         if arr.shape[0] == 0:
             raise ValueError(f"{name}[{i}] is a zero-length sequence; every sequence needs at least one step")
-        arr = check_array(arr, dtype=list(FLOAT_DTYPES), input_name=f"{name}[{i}]")
+        with np.errstate(invalid="ignore", over="ignore"):
+            arr = check_array(arr, dtype=list(FLOAT_DTYPES), input_name=f"{name}[{i}]")
+        _check_fits_dtype(arr, dtype, f"{name}[{i}]")
         checked.append(arr)
     widths = {a.shape[1] for a in checked}
     if len(widths) != 1:
