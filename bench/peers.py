@@ -2,7 +2,7 @@
 
     python bench/peers.py [--shapes small,medium,...] [--cells lstm,gru] [--modes inference,training]
                           [--backends numba,cython] [--threads 2] [--repeats 5]
-                          [--sections table,threads,memory,compile,coldstart] [--markdown-out FILE]
+                          [--sections table,threads,memory,compile,coldstart,serve,denormals] [--markdown-out FILE]
 
 Every system runs on the same inputs and the same initial weights, with the same thread count
 (Numba and NumPy's BLAS for fastrnn, ``torch.set_num_threads``, ONNX Runtime ``intra_op_num_threads``
@@ -30,10 +30,13 @@ sys.path.insert(0, HERE)
 
 from shapes import CELLS, MEMORY_SHAPE, MODES, SHAPES, make_inputs, step_flops  # noqa: E402
 import cold_start  # noqa: E402
+import denormals  # noqa: E402
+import serve  # noqa: E402
 from timing import sgemm_gflops, time_call  # noqa: E402
 
-SECTIONS = ("table", "threads", "memory", "compile", "coldstart")
+SECTIONS = ("table", "threads", "memory", "compile", "coldstart", "serve", "denormals")
 COOL_DOWN_S = 0.3
+SERVE_SECONDS = 3.0
 
 
 def _csv(value, allowed, what):
@@ -299,7 +302,7 @@ def _ratio(peer, ours):
     return f"{peer / ours:.2f}×" if peer and ours else "—"
 
 
-def render(args, meta, peak, rows, scaling, memory, compile_results, cold, notes):
+def render(args, meta, peak, rows, scaling, memory, compile_results, cold, served, denormal_rows, notes):
     lines = [f"# fastrnn vs PyTorch vs ONNX Runtime", "",
              f"- Date: {meta['date']}",
              f"- Machine: {meta['machine']}; load average (1/5/15 min) at start {meta['load_start']}, "
@@ -364,6 +367,10 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, notes
         lines.append("")
     if cold:
         lines.append(cold_start.render(cold, args.threads))
+    if served:
+        lines.append(serve.render(served, SERVE_SECONDS, args.threads))
+    if denormal_rows:
+        lines.append(denormals.render(denormal_rows))
     if notes:
         lines += ["## Notes (missing kernels, errors)", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
@@ -424,6 +431,8 @@ def main(argv=None):
     memory = peak_memory(args, backends, peers, notes) if "memory" in args.sections else []
     compiled = first_calls(args, backends, notes) if "compile" in args.sections else {}
     cold = cold_start.measure(args.threads, backends) if "coldstart" in args.sections else []
+    served = serve.measure(args.cells, seconds=SERVE_SECONDS, threads=args.threads) if "serve" in args.sections else []
+    denormal_rows = denormals.measure(backends) if "denormals" in args.sections else []
     try:
         layer = numba.threading_layer()
     except ValueError:
@@ -432,7 +441,7 @@ def main(argv=None):
                 machine=machine_description(), load_start=load_start, load_end=load_average(),
                 threading_layer=layer, versions=versions(peers), missing=missing,
                 head_source=_training.head_source(), command=command)
-    text = render(args, meta, peak, rows, scaling, memory, compiled, cold, notes)
+    text = render(args, meta, peak, rows, scaling, memory, compiled, cold, served, denormal_rows, notes)
     print(text)
     if args.markdown_out:
         with open(args.markdown_out, "w") as fh:
