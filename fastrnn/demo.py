@@ -26,9 +26,11 @@ def sunspots_forecast(window=12, test_years=60, random_state=0, **params):
     model = LSTMRegressor(**settings).fit(X[:split], y[:split])
     seconds = time.perf_counter() - start
     rmse = lambda pred: float(np.sqrt(np.mean((pred - y[split:]) ** 2)))
+    prediction, naive = model.predict(X[split:]), X[split:, -1, 0]
     return dict(task="sunspots, next year from the last 12 (60 test years)", metric="RMSE",
-                model=rmse(model.predict(X[split:])), baseline=rmse(X[split:, -1, 0]),
-                baseline_name="last value", seconds=seconds, epochs=model.n_iter_, lower_is_better=True)
+                model=rmse(prediction), baseline=rmse(naive), baseline_name="last value", seconds=seconds,
+                epochs=model.n_iter_, lower_is_better=True, estimator=model, y_true=y[split:], y_pred=prediction,
+                baseline_pred=naive)
 
 
 def vowels_classification(random_state=0, **params):
@@ -42,9 +44,11 @@ def vowels_classification(random_state=0, **params):
     seconds = time.perf_counter() - start
     labels, counts = np.unique(y_train, return_counts=True)
     majority = labels[np.argmax(counts)]
+    prediction = model.predict(X_test)
     return dict(task="JapaneseVowels, speaker of a ragged sequence (370 test cases)", metric="accuracy",
-                model=float(model.score(X_test, y_test)), baseline=float(np.mean(y_test == majority)),
-                baseline_name="majority class", seconds=seconds, epochs=model.n_iter_, lower_is_better=False)
+                model=float(np.mean(prediction == y_test)), baseline=float(np.mean(y_test == majority)),
+                baseline_name="majority class", seconds=seconds, epochs=model.n_iter_, lower_is_better=False,
+                estimator=model, y_true=y_test, y_pred=prediction)
 
 
 def format_result(result):
@@ -56,10 +60,49 @@ def format_result(result):
             f"  -> fastrnn {'beats' if better else 'does NOT beat'} the baseline\n")
 
 
-def run(out=print):
-    """Run both tasks and print their results; returns the two result dicts."""
+def write_plots(results, directory):
+    """Save the pictures of both tasks as PNG files in ``directory`` (created if missing): each
+    model's learning curve, the sunspot forecast against the truth and the naive forecast, and the
+    vowels' confusion matrix. Returns the paths written."""
+    import os
+
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no window, works without a display
+    import matplotlib.pyplot as plt
+
+    from . import plot
+
+    os.makedirs(directory, exist_ok=True)
+    sunspots, vowels = results
+    first_test_year = 2008 - len(sunspots["y_true"]) + 1  # the series ends in 2008
+    drawings = {
+        "sunspots_learning_curve.png": lambda ax: plot.loss_curve(sunspots["estimator"], ax=ax),
+        "sunspots_forecast.png": lambda ax: plot.forecast(
+            sunspots["y_true"], sunspots["y_pred"], sunspots["baseline_pred"], ax=ax,
+            index=np.arange(first_test_year, 2009), labels=("observed", "LSTMRegressor", "last value"),
+            title="Yearly sunspot number: one-year-ahead forecasts on the held-out years"),
+        "vowels_learning_curve.png": lambda ax: plot.loss_curve(vowels["estimator"], ax=ax),
+        "vowels_confusion_matrix.png": lambda ax: plot.confusion_matrix(
+            vowels["y_true"], vowels["y_pred"], ax=ax, title="JapaneseVowels: speakers (test set)"),
+    }
+    paths = []
+    for name, draw in drawings.items():
+        figure, ax = plt.subplots(figsize=(8, 4.5) if "forecast" in name else (6, 4.5), layout="constrained")
+        draw(ax)
+        paths.append(os.path.join(directory, name))
+        figure.savefig(paths[-1], dpi=110)
+        plt.close(figure)
+    return paths
+
+
+def run(out=print, plots=None):
+    """Run both tasks and print their results; with ``plots`` (a directory) also save their pictures
+    (needs matplotlib). Returns the two result dicts."""
     results = []
     for task in (sunspots_forecast, vowels_classification):
         results.append(task())
         out(format_result(results[-1]))
+    if plots is not None:
+        for path in write_plots(results, plots):
+            out(f"wrote {path}")
     return results

@@ -151,15 +151,22 @@ class BaseRecurrentEstimator(BaseEstimator):
         for name, value in self._parameters().items():
             value[...] = snapshot[name]
 
-    def _features(self, X, lengths, need_grad):
-        """Recurrent features fed to the head: (N, D*H) for output="last", (N, T, D*H) for "sequence"."""
-        result = self.model_.forward(X, lengths, need_grad=need_grad)
-        output, h_n = result[0], result[1]
+    def _features(self, X, lengths, need_grad, state=None):
+        """Recurrent features fed to the head, and the final states ``(h_n, c_n or None)``.
+
+        Features: (N, D*H) for output="last", (N, T, D*H) for "sequence". ``state``: initial states as
+        :meth:`_check_carried_state` returns them (None: zeros).
+        """
+        h0, c0 = state if state is not None else (None, None)
+        if self._cell == "lstm":
+            output, h_n, c_n = self.model_.forward(X, lengths, h0, c0, need_grad=need_grad)
+        else:
+            (output, h_n), c_n = self.model_.forward(X, lengths, h0, need_grad=need_grad), None
         if self.output == "sequence":
-            return output
+            return output, (h_n, c_n)
         D = 2 if self.bidirectional else 1
         # the top layer's final states: forward direction at each sequence's own end, reverse at t=0
-        return np.concatenate([h_n[-D + d] for d in range(D)], axis=1)
+        return np.concatenate([h_n[-D + d] for d in range(D)], axis=1), (h_n, c_n)
 
     def _backward_features(self, grad_features, X_shape):
         N, T = X_shape[:2]
@@ -173,19 +180,23 @@ class BaseRecurrentEstimator(BaseEstimator):
         zeros = np.zeros((N, T, D * H), dtype=grad_features.dtype)
         self.model_.backward(zeros, grad_h_n)
 
-    def _raw_outputs(self, X, lengths, scaled=True):
+    def _raw_outputs(self, X, lengths, scaled=True, state=None, return_state=False):
         """Head outputs in batches of PREDICT_BATCH_SIZE: (N, k) or (N, T, k).
 
         With ``scaled=False`` each batch is standardised on its own, so memory beyond ``X`` and the
-        outputs stays bounded by the batch size however many sequences ``X`` holds.
+        outputs stays bounded by the batch size however many sequences ``X`` holds. ``state`` (checked
+        by :meth:`_check_carried_state`) starts the recurrence; ``return_state=True`` also returns the
+        final states, each sequence's taken at its own last step.
         """
         self.model_.eval()
-        chunks = []
+        chunks, finals = [], []
         for start in range(0, X.shape[0], PREDICT_BATCH_SIZE):
             part = slice(start, start + PREDICT_BATCH_SIZE)
             steps = int(lengths[part].max())
             inputs = X[part, :steps] if scaled else self._scale_inputs(X[part, :steps], lengths[part])
-            features = self._features(inputs, lengths[part], need_grad=False)
+            initial = None if state is None else tuple(None if s is None else s[:, part] for s in state)
+            features, final = self._features(inputs, lengths[part], need_grad=False, state=initial)
+            finals.append(final)
             z = self.head_.forward(features)
             if self.output == "sequence" and steps < X.shape[1]:
                 z = np.concatenate([z, np.zeros((z.shape[0], X.shape[1] - steps, z.shape[2]), z.dtype)], axis=1)
@@ -195,7 +206,42 @@ class BaseRecurrentEstimator(BaseEstimator):
         if not np.all(np.isfinite(z)):
             raise ValueError("the model produced non-finite outputs for this X: the inputs are far outside what "
                              "it was trained on, or training diverged (see the warnings from fit)")
-        return z
+        if not return_state:
+            return z
+        h_n = np.concatenate([h for h, _ in finals], axis=1)
+        if self._cell == "lstm":
+            return z, (h_n, np.concatenate([c for _, c in finals], axis=1))
+        return z, h_n
+
+    def _check_carried_state(self, state, n_samples, return_state):
+        """Validate a ``state`` passed to predict: ``h`` ``(L, N, H)``, or ``(h, c)`` for an LSTM.
+
+        Returns ``(h, c_or_None)`` in the model's dtype, or None for no state.
+        """
+        if (state is not None or return_state) and self.bidirectional:
+            raise ValueError("state and return_state need a unidirectional model: a reverse direction reads "
+                             "the whole sequence, so it cannot be continued chunk by chunk")
+        if state is None:
+            return None
+        shape = (self.num_layers, n_samples, self.hidden_size)
+        if self._cell == "lstm":
+            if not (isinstance(state, (tuple, list)) and len(state) == 2):
+                raise ValueError("an LSTM's state is the pair (h, c) that predict(..., return_state=True) returned")
+            parts = state
+        else:
+            parts = (state,)
+        checked = []
+        for name, part in zip(("h", "c"), parts):
+            part = np.asarray(part)
+            if part.dtype.kind not in "fiu":
+                raise TypeError(f"state {name} must hold real numbers; got dtype {part.dtype}")
+            if part.shape != shape:
+                raise ValueError(f"state {name} must have shape {shape} (num_layers, n_samples, hidden_size), as "
+                                 f"predict(..., return_state=True) returns it for these samples; got {part.shape}")
+            if not np.all(np.isfinite(part)):
+                raise ValueError(f"state {name} holds NaN or infinite values")
+            checked.append(part.astype(np.dtype(self.dtype), copy=False))
+        return (checked[0], checked[1] if len(checked) == 2 else None)
 
     # ------------------------------------------------------------------ scaling
     def _fit_input_scaling(self, X, lengths, weights):
@@ -354,7 +400,7 @@ class BaseRecurrentEstimator(BaseEstimator):
     def _train_step(self, X, lengths, targets, weights, batch):
         steps = int(lengths[batch].max())
         xb, lb = X[batch, :steps], lengths[batch]
-        features = self._features(xb, lb, need_grad=True)
+        features, _ = self._features(xb, lb, need_grad=True)
         z = self.head_.forward(features)
         loss, grad_z = self._loss_and_grad(z, targets[batch][:, :steps] if self.output == "sequence"
                                            else targets[batch], weights[batch], lb)

@@ -94,24 +94,34 @@ class _RecurrentClassifier(ClassifierMixin, BaseRecurrentEstimator):
         flat = softmax(z.reshape(-1, z.shape[-1]).astype(np.float64))
         return flat.reshape(z.shape)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, state=None, return_state=False):
         """Class probabilities, columns in the order of ``classes_``: (n_samples, n_classes) for
-        output="last"; (n_samples, n_timesteps, n_classes) for "sequence" (a list for ragged X)."""
+        output="last"; (n_samples, n_timesteps, n_classes) for "sequence" (a list for ragged X).
+
+        ``state`` / ``return_state``: stream long sequences chunk by chunk, as in the regressors'
+        ``predict`` (``return_state=True`` returns ``(proba, state)``).
+        """
         check_is_fitted(self, "model_")
         X_checked, lengths = self._validate_X(X, reset=False)
+        initial = self._check_carried_state(state, X_checked.shape[0], return_state)
         with thread_limit(self.n_threads):
-            z = self._raw_outputs(X_checked, lengths, scaled=False)
+            z = self._raw_outputs(X_checked, lengths, scaled=False, state=initial, return_state=return_state)
+        z, final = z if return_state else (z, None)
         proba = self._proba_from_raw(z)
         if self.output == "sequence":
-            return self._per_sample_outputs(proba, lengths, ragged=bool(np.any(lengths != X_checked.shape[1])))
-        return proba
+            proba = self._per_sample_outputs(proba, lengths, ragged=bool(np.any(lengths != X_checked.shape[1])))
+        return (proba, final) if return_state else proba
 
-    def predict(self, X):
-        """Predicted labels: (n_samples,) for output="last"; per step for "sequence"."""
-        proba = self.predict_proba(X)
+    def predict(self, X, state=None, return_state=False):
+        """Predicted labels: (n_samples,) for output="last"; per step for "sequence". ``state`` /
+        ``return_state`` as in :meth:`predict_proba` (``return_state=True`` returns ``(labels, state)``)."""
+        proba = self.predict_proba(X, state=state, return_state=return_state)
+        proba, final = proba if return_state else (proba, None)
         if isinstance(proba, list):
-            return [self.classes_[p.argmax(axis=-1)] for p in proba]
-        return self.classes_[proba.argmax(axis=-1)]
+            labels = [self.classes_[p.argmax(axis=-1)] for p in proba]
+        else:
+            labels = self.classes_[proba.argmax(axis=-1)]
+        return (labels, final) if return_state else labels
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy (over every valid step for output="sequence")."""

@@ -64,19 +64,27 @@ class _RecurrentRegressor(RegressorMixin, BaseRecurrentEstimator):
                             sample_weight=np.broadcast_to(weights[:, None], valid.shape)[valid])
         return r2_score(targets, z, sample_weight=weights)
 
-    def predict(self, X, batch_size=None):
+    def predict(self, X, state=None, return_state=False):
         """Predicted targets, in ``y``'s units and shape: (n_samples[, n_outputs]) for output="last";
-        (n_samples, n_timesteps[, n_outputs]) for "sequence" (a list of arrays for ragged ``X``)."""
+        (n_samples, n_timesteps[, n_outputs]) for "sequence" (a list of arrays for ragged ``X``).
+
+        Streaming: ``return_state=True`` returns ``(y, state)``, and passing that ``state`` with the next
+        chunk of the same sequences continues them, so a long series predicted chunk by chunk gives the
+        answers of predicting it whole (unidirectional models; ``state`` is ``h`` ``(num_layers,
+        n_samples, hidden_size)``, or ``(h, c)`` for an LSTM).
+        """
         check_is_fitted(self, "model_")
         X_checked, lengths = self._validate_X(X, reset=False)
+        initial = self._check_carried_state(state, X_checked.shape[0], return_state)
         with thread_limit(self.n_threads):
-            z = self._raw_outputs(X_checked, lengths, scaled=False)
+            z = self._raw_outputs(X_checked, lengths, scaled=False, state=initial, return_state=return_state)
+        z, final = z if return_state else (z, None)
         y = z * self.y_scale_ + self.y_mean_
         if self._y_was_1d:
             y = y[..., 0]
         if self.output == "sequence":
-            return self._per_sample_outputs(y, lengths, ragged=bool(np.any(lengths != X_checked.shape[1])))
-        return y
+            y = self._per_sample_outputs(y, lengths, ragged=bool(np.any(lengths != X_checked.shape[1])))
+        return (y, final) if return_state else y
 
     def score(self, X, y, sample_weight=None):
         """R² of the predictions (over every valid step for output="sequence")."""

@@ -26,6 +26,13 @@ def pack_panels(*blocks):
     N = blocks[0].shape[0]
     panels = -(-N // PANEL)
     packed = np.zeros((panels, sum(b.shape[1] for b in blocks), PANEL), dtype=blocks[0].dtype)
+    compiled = _compiled_packing()
+    if compiled is not None:
+        offset = 0
+        for block in blocks:
+            compiled(block, packed, offset)
+            offset += block.shape[1]
+        return packed
     full, offset = N // PANEL, 0
     for block in blocks:
         K = block.shape[1]
@@ -34,6 +41,24 @@ def pack_panels(*blocks):
             packed[full, offset:offset + K, :N - full * PANEL] = block[full * PANEL:].T
         offset += K
     return packed
+
+
+_packing = []
+
+
+def _compiled_packing():
+    """The Cython packing loop when the extension is built, else None (NumPy packs instead).
+
+    Imported on first use, not with this module: the extension must not load before
+    :mod:`fastrnn.kernels._openmp` has chosen the OpenMP wait policy.
+    """
+    if not _packing:
+        try:
+            from ._cython._packing import pack_block
+        except ImportError:
+            pack_block = None
+        _packing.append(pack_block)
+    return _packing[0]
 
 
 def _padded(vector):

@@ -260,19 +260,34 @@ class _RecurrentStack:
 
         ``state`` is what the previous call returned (``None`` starts from zeros): ``h`` of shape
         ``(L, B, H)``, or the pair ``(h, c)`` for an LSTM. Returns ``(y_t (B, H), state)``. Running a
-        sequence step by step gives the same outputs as one :meth:`forward` over all of it.
+        sequence step by step gives the outputs of one :meth:`forward` over all of it (to float
+        rounding). A step is two small matrix products per layer: it runs on the NumPy kernels, which
+        need no weight packing, whatever the layer's backend; no dropout is applied.
         """
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional layer: a reverse direction reads the future")
         x_t = np.asarray(x_t)
         if x_t.ndim != 2:
             raise ValueError(f"x_t must be 2-D (batch, features); got shape {x_t.shape}")
+        x_t = self._check_sequence(x_t[None])[0]  # dtype, feature count, finiteness
+        batch = x_t.shape[0]
         if self._has_cell_state:
             h0, c0 = (None, None) if state is None else state
+            c = self._check_state(c0, "c", batch)
         else:
-            h0, c0 = state, None
-        output, h_n, c_n = self._forward(x_t[:, None, :], None, h0, c0, need_grad=False)
-        return output[:, 0], ((h_n, c_n) if self._has_cell_state else h_n)
+            h0, c = state, None
+        h = self._check_state(h0, "h", batch)
+        forward, _ = cell_kernels(self.cell, "reference")
+        lengths = np.ones(batch, dtype=np.int64)
+        h_n, c_n = np.empty_like(h), (np.empty_like(c) if c is not None else None)
+        inputs = x_t[None]
+        for layer in range(self.num_layers):
+            out, h_n[layer], c_last, _ = forward(inputs, lengths, self._weights(layer, 0), h[layer],
+                                                 c[layer] if c is not None else None, False)
+            if c_n is not None:
+                c_n[layer] = c_last
+            inputs = out
+        return inputs[0], ((h_n, c_n) if self._has_cell_state else h_n)
 
     def __getstate__(self):
         state = self.__dict__.copy()
