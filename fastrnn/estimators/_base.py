@@ -312,6 +312,7 @@ class BaseRecurrentEstimator(BaseEstimator):
         with thread_limit(self.n_threads):
             self._train(X, lengths, targets, weights, np_rng, epochs=1 if incremental else self.max_epochs,
                         incremental=incremental)
+        self.model_.eval()  # fitted = inference mode: pickles the same before and after a predict
         return self
 
     def _make_optimizer(self):
