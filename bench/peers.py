@@ -2,7 +2,8 @@
 
     python bench/peers.py [--shapes small,medium,...] [--cells lstm,gru] [--modes inference,training]
                           [--backends numba,cython] [--threads 2] [--repeats 5]
-                          [--sections table,threads,memory,compile,coldstart,serve,denormals] [--markdown-out FILE]
+                          [--sections table,threads,memory,compile,coldstart,serve,denormals,step,dask,charlm]
+                          [--markdown-out FILE]
 
 Every system runs on the same inputs and the same initial weights, with the same thread count
 (Numba and NumPy's BLAS for fastrnn, ``torch.set_num_threads``, ONNX Runtime ``intra_op_num_threads``
@@ -34,7 +35,14 @@ import denormals  # noqa: E402
 import serve  # noqa: E402
 from timing import sgemm_gflops, time_call  # noqa: E402
 
-SECTIONS = ("table", "threads", "memory", "compile", "coldstart", "serve", "denormals")
+SECTIONS = ("table", "threads", "memory", "compile", "coldstart", "serve", "denormals", "step", "dask", "charlm")
+# Sections that are scripts of their own, run as they are and their Markdown output included as it is.
+SCRIPT_SECTIONS = {
+    "step": ("One recurrent step at B=1 (bench/step.py)", ["step.py", "--markdown"]),
+    "dask": (None, ["dask_throughput.py"]),  # prints its own heading
+    "charlm": ("Character-level LM, fastrnn vs PyTorch at equal time (bench/charlm.py --minutes 2)",
+               ["charlm.py", "--minutes", "2"]),
+}
 COOL_DOWN_S = 0.3
 SERVE_SECONDS = 3.0
 
@@ -302,7 +310,24 @@ def _ratio(peer, ours):
     return f"{peer / ours:.2f}×" if peer and ours else "—"
 
 
-def render(args, meta, peak, rows, scaling, memory, compile_results, cold, served, denormal_rows, notes):
+def script_sections(args, notes):
+    """Run the SCRIPT_SECTIONS chosen in ``args.sections``; return their Markdown, each under a heading."""
+    parts = []
+    for name, (heading, command) in SCRIPT_SECTIONS.items():
+        if name not in args.sections:
+            continue
+        proc = subprocess.run([sys.executable, os.path.join(HERE, command[0])] + command[1:] +
+                              (["--threads", str(args.threads)] if name != "dask" else []),
+                              capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            notes.append(f"section {name}: exit code {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+            continue
+        parts.append((f"## {heading}\n\n" if heading else "") + proc.stdout.strip() + "\n")
+    return parts
+
+
+def render(args, meta, peak, rows, scaling, memory, compile_results, cold, served, denormal_rows, notes,
+           scripts=()):
     lines = [f"# fastrnn vs PyTorch vs ONNX Runtime", "",
              f"- Date: {meta['date']}",
              f"- Machine: {meta['machine']}; load average (1/5/15 min) at start {meta['load_start']}, "
@@ -371,6 +396,7 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
         lines.append(serve.render(served, SERVE_SECONDS, args.threads))
     if denormal_rows:
         lines.append(denormals.render(denormal_rows))
+    lines += list(scripts)
     if notes:
         lines += ["## Notes (missing kernels, errors)", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
@@ -433,6 +459,7 @@ def main(argv=None):
     cold = cold_start.measure(args.threads, backends) if "coldstart" in args.sections else []
     served = serve.measure(args.cells, seconds=SERVE_SECONDS, threads=args.threads) if "serve" in args.sections else []
     denormal_rows = denormals.measure(backends) if "denormals" in args.sections else []
+    scripts = script_sections(args, notes)
     try:
         layer = numba.threading_layer()
     except ValueError:
@@ -441,7 +468,7 @@ def main(argv=None):
                 machine=machine_description(), load_start=load_start, load_end=load_average(),
                 threading_layer=layer, versions=versions(peers), missing=missing,
                 head_source=_training.head_source(), command=command)
-    text = render(args, meta, peak, rows, scaling, memory, compiled, cold, served, denormal_rows, notes)
+    text = render(args, meta, peak, rows, scaling, memory, compiled, cold, served, denormal_rows, notes, scripts)
     print(text)
     if args.markdown_out:
         with open(args.markdown_out, "w") as fh:

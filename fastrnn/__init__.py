@@ -16,12 +16,16 @@ from .kernels import available_backends, get_default_backend, get_num_threads, s
 _LAZY_NAMES = {name: "estimators" for name in ("LSTMRegressor", "LSTMClassifier", "GRURegressor", "GRUClassifier",
                                                "RNNRegressor", "RNNClassifier")}
 _LAZY_NAMES.update(make_windows="preprocessing", WindowTransformer="preprocessing", load="persistence",
-                   save="persistence")
-_LAZY_MODULES = ("datasets", "estimators", "preprocessing", "persistence")
+                   save="persistence", CharLM="charlm", Seq2SeqForecaster="seq2seq",
+                   Seq2SeqTranslator="seq2seq")
+# export (onnx/torch), dask and plot need optional extras: they import them only when used.
+_LAZY_MODULES = ("datasets", "estimators", "preprocessing", "persistence", "export", "dask", "plot", "charlm",
+                 "seq2seq")
 
 __all__ = ["__version__", "nn", "datasets", "make_windows", "WindowTransformer", "LSTMRegressor", "LSTMClassifier",
            "GRURegressor", "GRUClassifier", "RNNRegressor", "RNNClassifier", "available_backends",
-           "get_default_backend", "set_backend", "get_num_threads", "set_num_threads", "load", "save"]
+           "get_default_backend", "set_backend", "get_num_threads", "set_num_threads", "load", "save", "CharLM",
+           "Seq2SeqForecaster", "Seq2SeqTranslator"]
 
 
 def __getattr__(name):

@@ -24,6 +24,9 @@ JapaneseVowels has sequences of unequal length, so its ``X`` is a list of ``(T_i
 
 Text: :func:`load_shakespeare` — eight plays (Project Gutenberg editions, headers removed).
 
+Generated: :func:`make_dates` — human-written dates in many formats paired with ISO ``YYYY-MM-DD``
+(seeded), a character-level translation task.
+
 The compact files in ``fastrnn/datasets/data`` are made from the raw files by
 ``python -m fastrnn.datasets._convert``.
 """
@@ -33,12 +36,14 @@ import os
 import numpy as np
 from sklearn.utils import Bunch
 
+from .dates import make_dates
+
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PLAYS = ("hamlet", "macbeth", "lear", "othello", "romeo_and_juliet", "julius_caesar", "tempest",
          "midsummer_nights_dream")
 
 __all__ = ["load_airline", "load_sunspots", "load_co2", "load_italy_power_demand", "load_gunpoint",
-           "load_basic_motions", "load_japanese_vowels", "load_shakespeare", "PLAYS"]
+           "load_basic_motions", "load_japanese_vowels", "load_shakespeare", "PLAYS", "make_dates"]
 
 
 def _npz(name):
