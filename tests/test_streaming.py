@@ -104,9 +104,10 @@ def test_bad_states_are_refused_clearly():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layer_class", [frnn.LSTM, frnn.GRU, frnn.RNN])
-def test_layer_step_by_step_equals_forward(layer_class, dtype):
-    layer = layer_class(3, 5, num_layers=2, dtype=dtype, random_state=0).eval()
+@pytest.mark.parametrize("make", [frnn.LSTM, frnn.GRU, frnn.RNN,
+                                  lambda *a, **k: frnn.RNN(*a, nonlinearity="relu", **k)])
+def test_layer_step_by_step_equals_forward(make, dtype):
+    layer = make(3, 5, num_layers=2, dtype=dtype, random_state=0).eval()
     x = np.random.default_rng(4).standard_normal((2, 30, 3)).astype(dtype)
     whole = layer.forward(x, need_grad=False)
     state, outputs = None, []

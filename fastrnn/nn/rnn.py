@@ -7,6 +7,7 @@ kernels run time-major, one direction of one layer at a time (see :mod:`fastrnn.
 import numpy as np
 
 from ..kernels import cell_kernels, resolve_backend
+from . import _step
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -261,8 +262,8 @@ class _RecurrentStack:
         ``state`` is what the previous call returned (``None`` starts from zeros): ``h`` of shape
         ``(L, B, H)``, or the pair ``(h, c)`` for an LSTM. Returns ``(y_t (B, H), state)``. Running a
         sequence step by step gives the outputs of one :meth:`forward` over all of it (to float
-        rounding). A step is two small matrix products per layer: it runs on the NumPy kernels, which
-        need no weight packing, whatever the layer's backend; no dropout is applied.
+        rounding). A step is two small matrix products per layer: it runs in NumPy (:mod:`._step`),
+        which needs no weight packing, whatever the layer's backend; no dropout is applied.
         """
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional layer: a reverse direction reads the future")
@@ -277,17 +278,18 @@ class _RecurrentStack:
         else:
             h0, c = state, None
         h = self._check_state(h0, "h", batch)
-        forward, _ = cell_kernels(self.cell, "reference")
-        lengths = np.ones(batch, dtype=np.int64)
         h_n, c_n = np.empty_like(h), (np.empty_like(c) if c is not None else None)
-        inputs = x_t[None]
+        inputs = x_t
         for layer in range(self.num_layers):
-            out, h_n[layer], c_last, _ = forward(inputs, lengths, self._weights(layer, 0), h[layer],
-                                                 c[layer] if c is not None else None, False)
-            if c_n is not None:
-                c_n[layer] = c_last
-            inputs = out
-        return inputs[0], ((h_n, c_n) if self._has_cell_state else h_n)
+            weights = self._weights(layer, 0)
+            if c is not None:
+                h_n[layer], c_n[layer] = _step.lstm_step(inputs, h[layer], c[layer], weights)
+            elif self.cell == "gru":
+                h_n[layer] = _step.gru_step(inputs, h[layer], weights)
+            else:
+                h_n[layer] = _step.rnn_step(inputs, h[layer], weights, self.cell == "rnn_relu")
+            inputs = h_n[layer]
+        return inputs.copy(), ((h_n, c_n) if self._has_cell_state else h_n)
 
     def __getstate__(self):
         state = self.__dict__.copy()
