@@ -294,7 +294,7 @@ def test_pickle_round_trip(pattern_model):
 
 
 # ---------------------------------------------------------------- command line
-def test_generate_command_trains_within_its_budget_and_prints_samples():
+def test_generate_command_trains_within_its_budget_and_prints_samples(tmp_path):
     # The budget covers training; a first-ever Numba compile (20-40 s on a fresh machine) cannot be cut
     # short, so this checks the budget on the ahead-of-time compiled kernels where they are built.
     env = dict(os.environ)
@@ -303,7 +303,8 @@ def test_generate_command_trains_within_its_budget_and_prints_samples():
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "fastrnn", "generate", "--minutes", "0.1", "--hidden-size", "32",
                            "--num-layers", "1", "--seed", "1", "--length", "80", "--eval-every", "5"],
-                          capture_output=True, text=True, timeout=300, env=env)
+                          capture_output=True, text=True, timeout=300, env=env,
+                          cwd=tmp_path)  # the installed package, not the source tree
     elapsed = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
     assert "validation" in proc.stderr and "bpc" in proc.stderr    # progress lines
