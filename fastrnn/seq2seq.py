@@ -146,13 +146,15 @@ class Seq2SeqForecaster(RegressorMixin, _Seq2SeqEstimator):
     is teacher forced with probability ``teacher_forcing_ratio`` (drawn per step and batch from a
     generator seeded by ``random_state``); otherwise it reads the model's own prediction, and the
     gradient flows through it. Prediction always decodes greedily from the model's own predictions.
+    The default, 1.0 (always teacher forced), forecast sunspots 12 years ahead best: mean test RMSE
+    37.3 over 12 seeds against 39.7 at 0.5 and 52.7 at 0.0 (see :func:`sunspot_horizon_table`).
 
     Parameters as :class:`fastrnn.LSTMRegressor` where the names agree; ``cell`` is "lstm" or "gru";
     ``bidirectional`` makes the encoder bidirectional (its two directions' final states are summed).
     ``score`` is R² averaged over all steps (and outputs), like scikit-learn's multi-output R².
     """
 
-    def __init__(self, cell="lstm", hidden_size=64, num_layers=1, bidirectional=False, teacher_forcing_ratio=0.5,
+    def __init__(self, cell="lstm", hidden_size=64, num_layers=1, bidirectional=False, teacher_forcing_ratio=1.0,
                  start="auto", learning_rate=0.005, batch_size=32, max_epochs=200, alpha=1e-5, clip_grad_norm=5.0,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, random_state=None,
                  verbose=False, dtype="float32", backend="auto", n_threads=None):
