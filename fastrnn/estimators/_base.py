@@ -223,25 +223,11 @@ class BaseRecurrentEstimator(BaseEstimator):
                              "the whole sequence, so it cannot be continued chunk by chunk")
         if state is None:
             return None
-        shape = (self.num_layers, n_samples, self.hidden_size)
-        if self._cell == "lstm":
-            if not (isinstance(state, (tuple, list)) and len(state) == 2):
-                raise ValueError("an LSTM's state is the pair (h, c) that predict(..., return_state=True) returned")
-            parts = state
-        else:
-            parts = (state,)
-        checked = []
-        for name, part in zip(("h", "c"), parts):
-            part = np.asarray(part)
-            if part.dtype.kind not in "fiu":
-                raise TypeError(f"state {name} must hold real numbers; got dtype {part.dtype}")
-            if part.shape != shape:
-                raise ValueError(f"state {name} must have shape {shape} (num_layers, n_samples, hidden_size), as "
-                                 f"predict(..., return_state=True) returns it for these samples; got {part.shape}")
-            if not np.all(np.isfinite(part)):
-                raise ValueError(f"state {name} holds NaN or infinite values")
-            checked.append(part.astype(np.dtype(self.dtype), copy=False))
-        return (checked[0], checked[1] if len(checked) == 2 else None)
+        if self._cell != "lstm":
+            return self.model_._check_state(state, "state", n_samples), None
+        if not (isinstance(state, (tuple, list)) and len(state) == 2):
+            raise ValueError("an LSTM's state is the pair (h, c) that predict(..., return_state=True) returned")
+        return tuple(self.model_._check_state(part, f"state {name}", n_samples) for name, part in zip("hc", state))
 
     # ------------------------------------------------------------------ scaling
     def _fit_input_scaling(self, X, lengths, weights):

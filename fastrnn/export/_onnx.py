@@ -49,8 +49,8 @@ def to_onnx(model, path=None, opset=17, *, lengths=False, initial_state=False, d
         x = declare("input", float_type, ["batch", "time", model.input_size])
         seq_lens = _lengths_input(builder, declare, TensorProto) if lengths else None
         h0 = c0 = None
+        state_shape = [model.num_layers * model.num_directions, "batch", model.hidden_size]
         if initial_state:
-            state_shape = [model.num_layers * model.num_directions, "batch", model.hidden_size]
             h0 = declare("h0", float_type, state_shape)
             if model._has_cell_state:
                 c0 = declare("c0", float_type, state_shape)
@@ -58,11 +58,9 @@ def to_onnx(model, path=None, opset=17, *, lengths=False, initial_state=False, d
         sequence, h_n, c_n, _ = emit_stack(builder, model, time_major, dtype, seq_lens, h0, c0)
         width = model.num_directions * model.hidden_size
         expose(builder.op("Transpose", [sequence], perm=[1, 0, 2]), "output", float_type, ["batch", "time", width])
-        state_shape = [model.num_layers * model.num_directions, "batch", model.hidden_size]
         expose(h_n, "h_n", float_type, state_shape)
         if c_n is not None:
             expose(c_n, "c_n", float_type, state_shape)
-        name = type(model).__name__
     else:
         _check_fitted_estimator(model)
         if initial_state:
@@ -83,8 +81,7 @@ def to_onnx(model, path=None, opset=17, *, lengths=False, initial_state=False, d
                 labels = builder.op("Gather", [builder.constant(classes, "classes"), results["label_index"]], axis=0)
                 expose(labels, "label", helper.np_dtype_to_tensor_dtype(classes.dtype) if classes.dtype != object
                        else TensorProto.STRING, ["batch"] + per_step)
-        name = type(model).__name__
-    graph = helper.make_graph(builder.nodes, f"fastrnn_{name}", graph_inputs, graph_outputs, builder.initializers)
+    graph = helper.make_graph(builder.nodes, f"fastrnn_{type(model).__name__}", graph_inputs, graph_outputs, builder.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", int(opset))],
                               producer_name="fastrnn", producer_version=_version())
     onnx.checker.check_model(proto, full_check=True)

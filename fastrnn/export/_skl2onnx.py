@@ -67,6 +67,12 @@ def _integer_labels(classes):
 def _converter(scope, operator, container):
     from skl2onnx.common.data_types import DoubleTensorType
     estimator = operator.raw_operator
+    if _is_classifier(estimator) and estimator.output == "sequence":
+        raise NotImplementedError("skl2onnx's classifier outputs are one label per sample; for "
+                                  "output='sequence' use fastrnn.export.to_onnx(estimator)")
+    if _is_classifier(estimator) and np.asarray(estimator.classes_).dtype.kind == "f":
+        raise NotImplementedError("skl2onnx labels are integers or strings; this classifier has float "
+                                  "labels: use fastrnn.export.to_onnx(estimator) (outputs label_index)")
     if container.target_opset < MIN_OPSET:
         raise RuntimeError(f"fastrnn estimators need target_opset >= {MIN_OPSET}; got {container.target_opset}")
     builder = _ContainerBuilder(scope, container)
@@ -109,17 +115,5 @@ def register_skl2onnx():
         if name.endswith("Classifier"):
             options = {"zipmap": [True, False, "columns"], "output_class_labels": [False, True], "nocl": [False]}
         skl2onnx.update_registered_converter(estimator_class, f"Fastrnn{name}", _shape_calculator,
-                                             _checked(_converter), options=options)
+                                             _converter, options=options)
 
-
-def _checked(converter):
-    def convert(scope, operator, container):
-        estimator = operator.raw_operator
-        if _is_classifier(estimator) and estimator.output == "sequence":
-            raise NotImplementedError("skl2onnx's classifier outputs are one label per sample; for "
-                                      "output='sequence' use fastrnn.export.to_onnx(estimator)")
-        if _is_classifier(estimator) and np.asarray(estimator.classes_).dtype.kind == "f":
-            raise NotImplementedError("skl2onnx labels are integers or strings; this classifier has float "
-                                      "labels: use fastrnn.export.to_onnx(estimator) (outputs label_index)")
-        converter(scope, operator, container)
-    return convert

@@ -160,6 +160,8 @@ class _RecurrentStack:
         if state is None:
             return np.zeros(shape, dtype=self.dtype)
         state = np.asarray(state)
+        if state.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must hold real numbers; got dtype {state.dtype}")
         if state.shape != shape:
             raise ValueError(f"{name} must have shape {shape} (layers*directions, batch, hidden); got {state.shape}")
         if not np.all(np.isfinite(state)):
