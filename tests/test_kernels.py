@@ -46,6 +46,7 @@ def problem(cell, dtype, steps, batch, inputs, hidden, ragged, with_final_grads,
     (9, 1, 3, 5, False, True),       # a batch of one (no batch split)
     (11, 13, 4, 7, True, True),      # ragged, batch larger than the thread count, odd sizes
     (6, 5, 2, 33, True, False),      # hidden size not a multiple of any vector width
+    (9, 1, 3, 64, False, True),      # a batch of one with 2+ threads: hidden units split across them
 ])
 def test_backend_matches_reference(backend, dtype, cell, steps, batch, inputs, hidden, ragged,
                                    with_final_grads):
@@ -103,3 +104,59 @@ def test_generated_register_tiles_are_up_to_date():
     path = os.path.join(os.path.dirname(_generate_tiles.__file__), "_tiles.py")
     with open(path) as fh:
         assert fh.read() == _generate_tiles.source(), "run python -m fastrnn.kernels._numba._generate_tiles"
+
+
+def _numba_kernels_splitting_columns(parts):
+    """The Numba backend's kernel functions, told the thread count is ``parts`` (so a batch of one
+    takes the column-split kernels with ``parts`` parts, whatever the machine has)."""
+    import copy
+
+    from fastrnn.kernels import _numba
+
+    kernels = copy.copy(_numba._kernels)
+    kernels._num_threads = lambda: parts
+    assert kernels._column_parts("lstm", 1, 64) == parts
+    return kernels
+
+
+def _column_split_matches_reference(parts, dtype):
+    kernels = _numba_kernels_splitting_columns(parts)
+    for cell in CELLS:
+        x, lengths, weights, h0, c0, grad_out, grad_h_n, grad_c_n = problem(cell, dtype, 7, 1, 3, 80, False, True)
+        for length in (7, 4):  # the whole sequence; one that ends early (its state is carried on)
+            lengths[:] = length
+            fast = getattr(kernels, f"{cell}_forward")(x, lengths, weights, h0, c0)
+            ref = cell_kernels(cell, "reference")[0](x, lengths, weights, h0, c0)
+            for got, want in zip(fast[:3], ref[:3]):
+                if want is not None:
+                    assert relative_error(got, want) <= RTOL[dtype], (cell, length)
+            backward = getattr(kernels, "rnn_backward" if cell.startswith("rnn") else f"{cell}_backward")
+            grads = backward(weights, fast[3], grad_out, grad_h_n, grad_c_n)
+            ref_grads = cell_kernels(cell, "reference")[1](weights, ref[3], grad_out, grad_h_n, grad_c_n)
+            for got, want in zip(list(grads[:3]) + list(grads[3]), list(ref_grads[:3]) + list(ref_grads[3])):
+                if want is not None:
+                    assert relative_error(got, want) <= RTOL[dtype], (cell, length)
+
+
+@pytest.mark.skipif("numba" not in FAST_BACKENDS, reason="the column-split kernels are Numba's")
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_column_split_kernels_match_reference_for_any_number_of_parts(parts, dtype):
+    """Batch of one, hidden units split over 2 parts, or over 3 (more parts than this machine's threads:
+    a part starts only when another has finished, and must find its work done)."""
+    _column_split_matches_reference(parts, dtype)
+
+
+@pytest.mark.skipif("numba" not in FAST_BACKENDS, reason="the column-split kernels are Numba's")
+def test_column_split_kernels_finish_when_their_parts_run_one_after_another():
+    """With one thread the parallel loop runs its parts in turn: the first must do every step's work
+    itself rather than wait for a partner that has not started (a plain barrier would hang here)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numba, numpy as np, sys; sys.path.insert(0, {tests!r}); import test_kernels as t; "
+            "numba.set_num_threads(1); t._column_split_matches_reference(2, np.float64); print('ok')")
+    done = subprocess.run([sys.executable, "-c", code.format(tests=os.path.dirname(__file__))],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]

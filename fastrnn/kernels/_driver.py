@@ -75,6 +75,22 @@ def _saved(shape, need_grad, dtype):
     return np.empty(shape if need_grad else (0,) * len(shape), dtype)
 
 
+def _stacked_inputs(x, h0):
+    """``xh (T+1, B, I+H)`` for the column-split kernels: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in
+    ``xh[0, :, I:]``; the kernels write ``h_t`` into ``xh[t+1, :, I:]``."""
+    T, B, I = x.shape
+    xh = np.empty((T + 1, B, I + h0.shape[1]), dtype=x.dtype)
+    xh[:T, :, :I] = x
+    xh[T, :, :I] = 0
+    xh[0, :, I:] = h0
+    return xh
+
+
+def _work_counters(T, parts):
+    """The zeroed ``claims`` and ``done`` counters of the column-split kernels (see ``_numba._sync``)."""
+    return np.zeros(T * parts, dtype=np.int64), np.zeros(T, dtype=np.int64)
+
+
 def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h, threads=1):
     """The GEMMs after a backward time loop, split over ``threads`` (see :mod:`._split_gemm`).
 
@@ -110,13 +126,26 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h, threads=1):
 class FusedKernels:
     """The contract's eight kernel functions over one backend's recurrences."""
 
+    # Below this many hidden units a step is too little work to share between threads.
+    COLUMN_SPLIT_MIN_HIDDEN = 64
+
     def __init__(self, *, lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward, rnn_backward,
-                 chunk_count, num_threads):
+                 chunk_count, num_threads, column_forwards=None):
         self._lstm = (lstm_forward, lstm_backward)
         self._gru = (gru_forward, gru_backward)
         self._rnn = (rnn_forward, rnn_backward)
         self._chunk_count = chunk_count
         self._num_threads = num_threads
+        # Optional {cell: forward kernel} that split each step's hidden units across threads, for
+        # batches too small to give every thread rows of its own.
+        self._column_forwards = column_forwards or {}
+
+    def _column_parts(self, cell, B, H):
+        """Threads to split each step's hidden units over, or 0 to split the batch instead."""
+        if cell not in self._column_forwards or H % PANEL or H < self.COLUMN_SPLIT_MIN_HIDDEN:
+            return 0
+        threads = self._num_threads()
+        return threads if 1 < threads and B < threads else 0
 
     # ---------------------------------------------------------------- LSTM
     def lstm_forward(self, x, lengths, weights, h0, c0, need_grad=True):
@@ -129,8 +158,16 @@ class FusedKernels:
         gates = _saved((T, B, 4 * H), need_grad, x.dtype)
         tanh_c, c_states = _saved((T, B, H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
         h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
-        self._lstm[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh),
-                      h0, c0, out, h_n, c_n, gates, tanh_c, c_states, need_grad, self._chunk_count(B))
+        parts = self._column_parts("lstm", B, H)
+        if parts:
+            xh = _stacked_inputs(x, h0)
+            c_n[:] = c0
+            self._column_forwards["lstm"](xh, lengths, pack_panels(w_ih, w_hh), b_ih + b_hh, c_n, out, gates,
+                                          tanh_c, c_states, need_grad, parts, *_work_counters(T, parts))
+            h_n[:] = xh[T, :, x.shape[2]:]
+        else:
+            self._lstm[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh),
+                          h0, c0, out, h_n, c_n, gates, tanh_c, c_states, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
                      c_states=c_states) if need_grad else None
         return out.transpose(1, 0, 2), h_n, c_n, cache
@@ -157,8 +194,15 @@ class FusedKernels:
         h_n = np.empty_like(h0)
         gates, hidden_n = _saved((T, B, 3 * H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
         h0 = np.ascontiguousarray(h0)
-        self._gru[0](x, lengths, pack_panels(w_ih), _padded(b_ih), pack_panels(w_hh), _padded(b_hh), h0, out,
-                     h_n, gates, hidden_n, need_grad, self._chunk_count(B))
+        parts = self._column_parts("gru", B, H)
+        if parts:
+            xh = _stacked_inputs(x, h0)
+            self._column_forwards["gru"](xh, lengths, pack_panels(w_ih), b_ih, pack_panels(w_hh), b_hh, out,
+                                         gates, hidden_n, need_grad, parts, *_work_counters(T, parts))
+            h_n[:] = xh[T, :, x.shape[2]:]
+        else:
+            self._gru[0](x, lengths, pack_panels(w_ih), _padded(b_ih), pack_panels(w_hh), _padded(b_hh), h0, out,
+                         h_n, gates, hidden_n, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
 
@@ -184,8 +228,15 @@ class FusedKernels:
         out = np.zeros((B, T, H), dtype=x.dtype)  # batch-first, the layers' layout: no transposing copy
         h_n = np.empty_like(h0)
         h0 = np.ascontiguousarray(h0)
-        self._rnn[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh), h0,
-                     out, h_n, relu, self._chunk_count(B))
+        parts = self._column_parts("rnn", B, H)
+        if parts:
+            xh = _stacked_inputs(x, h0)
+            self._column_forwards["rnn"](xh, lengths, pack_panels(w_ih, w_hh), b_ih + b_hh, out, relu, parts,
+                                         *_work_counters(T, parts))
+            h_n[:] = xh[T, :, x.shape[2]:]
+        else:
+            self._rnn[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh), h0,
+                         out, h_n, relu, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, relu=relu) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
 

@@ -95,6 +95,23 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "        last = packed[P - 1]"]
     one = _body_lines(1, PANEL, lambda r: "acc_row", lambda r: "vector", lambda p: "last")
     lines += ["        " + line for line in one]
+    for count, word in ((4, "four"), (3, "three")):
+        lines += ["", "", "@njit(**JIT_OPTIONS)",
+                  f"def add_one_row_times_{word}_panels(acc, vector, col0, packed, p0, stride):",
+                  f'    """``acc[{PANEL} q:{PANEL} (q + 1)] += vector[col0:col0 + K] @ W[:, panel p0 + q * stride]`` for '
+                  f'``q < {count}``.',
+                  "",
+                  f"    The gates of one group of {PANEL} hidden units, which lie ``stride`` panels apart in the",
+                  f"    gate-major packing, for the column-split kernels. acc ({count * PANEL},); vector (>= col0 + K,);",
+                  f"    packed (P, K, {PANEL}). {count * PANEL} accumulators: {2 * count} independent FMA chains "
+                  "instead of the pair tile's 4.",
+                  '    """',
+                  "    K = packed.shape[1]",
+                  "    zero = one_of(acc) - one_of(acc)",
+                  "    offset = 0"]
+        lines += [f"    panel{q} = packed[p0 + {q} * stride]" for q in range(count)]
+        body = _body_lines(1, count * PANEL, lambda r: "acc", lambda r: "vector", lambda p: f"panel{p}")
+        lines += ["    " + line for line in body]
     lines += ["", "", "@njit(**JIT_OPTIONS)",
               "def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):",
               f'    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for ``r < rows`` (``rows <= GROUP``).',

@@ -8,7 +8,8 @@ from numba import njit, prange
 
 from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, zero_rows
-from ._tiles import GROUP, PANEL, add_rows_times_panels
+from ._sync import atomic_add, claim_item, wait_until_done
+from ._tiles import GROUP, PANEL, add_one_row_times_three_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
 
@@ -120,3 +121,61 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
                     if t < lengths[b]:
                         for j in range(H):
                             dh[b, j] += acc[r, j]
+
+
+@njit(**PARALLEL_OPTIONS)
+def gru_forward_columns(xh, lengths, packed_ih, b_ih, packed_hh, b_hh, out, gates, hidden_n, save, n_parts, claims,
+                        done):
+    """Run the GRU with each step's hidden units split across threads (batches smaller than the
+    thread count). Needs ``H % 16 == 0``.
+
+    xh        (T+1, B, I+H)  in: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in ``xh[0, :, I:]``; receives ``h_t`` in
+                            ``xh[t+1, :, I:]`` (finished rows carried on: ``xh[T, :, I:]`` is h_n)
+    packed_ih (3G, I, 16), packed_hh (3G, H, 16), b_ih, b_hh (48G,): as :func:`gru_forward_recurrence` (H = 16G)
+    out, gates, hidden_n, save: as :func:`gru_forward_recurrence`
+    n_parts, claims (T * n_parts,), done (T,): the work sharing of ``_sync``, as in :func:`lstm_forward_columns`
+
+    A work item is one group of 16 hidden units: its r, z, n panels on both sides, then its gate pass.
+    """
+    T, B = xh.shape[0] - 1, xh.shape[1]
+    H = out.shape[2]
+    I = xh.shape[2] - H
+    n_groups = H // PANEL
+    one = one_of(xh)
+    for part in prange(n_parts):
+        from_x = np.empty(3 * PANEL, dtype=xh.dtype)
+        from_h = np.empty(3 * PANEL, dtype=xh.dtype)
+        for t in range(T):
+            while True:
+                group = claim_item(claims, part, n_parts, n_groups, t)
+                if group < 0:
+                    break
+                u0 = group * PANEL
+                for b in range(B):
+                    h_prev, h_row = xh[t, b, I + u0:I + u0 + PANEL], xh[t + 1, b, I + u0:I + u0 + PANEL]
+                    if t >= lengths[b]:
+                        copy_row(h_row, h_prev)
+                        continue
+                    for q in range(3):
+                        copy_row(from_x[q * PANEL:(q + 1) * PANEL], b_ih[q * H + u0:q * H + u0 + PANEL])
+                        copy_row(from_h[q * PANEL:(q + 1) * PANEL], b_hh[q * H + u0:q * H + u0 + PANEL])
+                    add_one_row_times_three_panels(from_x, xh[t, b], 0, packed_ih, group, n_groups)
+                    add_one_row_times_three_panels(from_h, xh[t, b], I, packed_hh, group, n_groups)
+                    if save:
+                        copy_row(hidden_n[t, b, u0:u0 + PANEL], from_h[2 * PANEL:])
+                    r_g, z_g, n_g = from_h[:PANEL], from_h[PANEL:2 * PANEL], from_h[2 * PANEL:]
+                    x_r, x_z, x_n = from_x[:PANEL], from_x[PANEL:2 * PANEL], from_x[2 * PANEL:]
+                    for j in range(PANEL):
+                        r_g[j] = sigmoid(x_r[j] + r_g[j])
+                    for j in range(PANEL):
+                        z_g[j] = sigmoid(x_z[j] + z_g[j])
+                    for j in range(PANEL):
+                        n_g[j] = tanh(x_n[j] + r_g[j] * n_g[j])
+                    for j in range(PANEL):
+                        h_row[j] = (one - z_g[j]) * n_g[j] + z_g[j] * h_prev[j]
+                    copy_row(out[b, t, u0:u0 + PANEL], h_row)
+                    if save:
+                        for q in range(3):
+                            copy_row(gates[t, b, q * H + u0:q * H + u0 + PANEL], from_h[q * PANEL:(q + 1) * PANEL])
+                atomic_add(done, t, 1)
+            wait_until_done(done, t, n_groups)

@@ -10,7 +10,8 @@ from numba import njit, prange
 
 from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, zero_rows
-from ._tiles import GROUP, PANEL, add_rows_times_panels
+from ._sync import atomic_add, claim_item, wait_until_done
+from ._tiles import GROUP, PANEL, add_one_row_times_four_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
 
@@ -122,3 +123,67 @@ def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, 
                 for r in range(rows):
                     if t < lengths[first + r0 + r]:
                         copy_row(dh[first + r0 + r], acc[r, :H])
+
+
+@njit(**PARALLEL_OPTIONS)
+def lstm_forward_columns(xh, lengths, packed_w, bias, c, out, gates, tanh_c, c_states, save, n_parts, claims, done):
+    """Run the LSTM with each step's hidden units split across threads (batches smaller than the
+    thread count, where batch chunks would leave threads idle). Needs ``H % 16 == 0``.
+
+    xh        (T+1, B, I+H)  in: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in ``xh[0, :, I:]``; receives ``h_t`` in
+                            ``xh[t+1, :, I:]`` (a finished row's state is carried on, so ``xh[T, :, I:]`` is h_n).
+                            Every step writes a fresh row, so no thread overwrites a state another still reads.
+    packed_w  (4G, I+H, 16)  ``[W_ih | W_hh]^T`` in 16-column panels, gate-major as for the batch kernel (H = 16G)
+    bias      (64G,)         ``b_ih + b_hh``
+    c         (B, H)         in: c0; out: c_n
+    out, gates, tanh_c, c_states, save: as :func:`lstm_forward_recurrence`
+    n_parts                  parts of the parallel loop (the thread count)
+    claims    (T * n_parts,), done (T,)  int64 zeros: the work-sharing counters (see ``_sync``)
+
+    A work item is one group of 16 hidden units: its i, f, g, o panels (G panels apart), then its gate pass.
+    """
+    T, B = xh.shape[0] - 1, xh.shape[1]
+    H = c.shape[1]
+    I = xh.shape[2] - H
+    n_groups = H // PANEL
+    for part in prange(n_parts):
+        acc = np.empty(4 * PANEL, dtype=xh.dtype)
+        tc = np.empty(PANEL, dtype=xh.dtype)
+        for t in range(T):
+            while True:
+                group = claim_item(claims, part, n_parts, n_groups, t)
+                if group < 0:
+                    break
+                u0 = group * PANEL
+                for b in range(B):
+                    h_prev, h_row = xh[t, b, I + u0:I + u0 + PANEL], xh[t + 1, b, I + u0:I + u0 + PANEL]
+                    if t >= lengths[b]:
+                        copy_row(h_row, h_prev)
+                        continue
+                    for q in range(4):
+                        copy_row(acc[q * PANEL:(q + 1) * PANEL], bias[q * H + u0:q * H + u0 + PANEL])
+                    add_one_row_times_four_panels(acc, xh[t, b], 0, packed_w, group, n_groups)
+                    i_g, f_g, g_g, o_g = acc[:PANEL], acc[PANEL:2 * PANEL], acc[2 * PANEL:3 * PANEL], acc[3 * PANEL:]
+                    for j in range(PANEL):
+                        i_g[j] = sigmoid(i_g[j])
+                    for j in range(PANEL):
+                        f_g[j] = sigmoid(f_g[j])
+                    for j in range(PANEL):
+                        g_g[j] = tanh(g_g[j])
+                    for j in range(PANEL):
+                        o_g[j] = sigmoid(o_g[j])
+                    c_row = c[b, u0:u0 + PANEL]
+                    for j in range(PANEL):
+                        c_row[j] = f_g[j] * c_row[j] + i_g[j] * g_g[j]
+                    for j in range(PANEL):
+                        tc[j] = tanh(c_row[j])
+                    for j in range(PANEL):
+                        h_row[j] = o_g[j] * tc[j]
+                    copy_row(out[b, t, u0:u0 + PANEL], h_row)
+                    if save:
+                        for q in range(4):
+                            copy_row(gates[t, b, q * H + u0:q * H + u0 + PANEL], acc[q * PANEL:(q + 1) * PANEL])
+                        copy_row(tanh_c[t, b, u0:u0 + PANEL], tc)
+                        copy_row(c_states[t, b, u0:u0 + PANEL], c_row)
+                atomic_add(done, t, 1)
+            wait_until_done(done, t, n_groups)

@@ -6,7 +6,8 @@ from numba import njit, prange
 
 from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, zero_rows
-from ._tiles import GROUP, PANEL, add_rows_times_panels
+from ._sync import atomic_add, claim_item, wait_until_done
+from ._tiles import GROUP, PANEL, add_one_row_times_panels, add_rows_times_panels
 from .activations import one_of, tanh
 from .config import PARALLEL_OPTIONS
 
@@ -89,3 +90,46 @@ def rnn_backward_recurrence(grad_out, lengths, packed_w_hh, out, dh, d_pre, relu
                 for r in range(rows):
                     if t < lengths[first + r0 + r]:
                         copy_row(dh[first + r0 + r], acc[r, :H])
+
+
+@njit(**PARALLEL_OPTIONS)
+def rnn_forward_columns(xh, lengths, packed_w, bias, out, relu, n_parts, claims, done):
+    """Run the RNN with each step's hidden units split across threads (batches smaller than the
+    thread count). Needs ``H % 16 == 0``.
+
+    xh        (T+1, B, I+H)  in: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in ``xh[0, :, I:]``; receives ``h_t`` in
+                            ``xh[t+1, :, I:]`` (finished rows carried on: ``xh[T, :, I:]`` is h_n)
+    packed_w, bias, out, relu: as :func:`rnn_forward_recurrence`
+    n_parts, claims (T * n_parts,), done (T,): the work sharing of ``_sync``, as in the LSTM's column kernel
+
+    A work item is one 16-unit panel and its activation.
+    """
+    T, B = xh.shape[0] - 1, xh.shape[1]
+    H = out.shape[2]
+    I = xh.shape[2] - H
+    n_groups = H // PANEL
+    zero = one_of(xh) - one_of(xh)
+    for part in prange(n_parts):
+        acc = np.empty(PANEL, dtype=xh.dtype)
+        for t in range(T):
+            while True:
+                group = claim_item(claims, part, n_parts, n_groups, t)
+                if group < 0:
+                    break
+                u0 = group * PANEL
+                for b in range(B):
+                    h_row = xh[t + 1, b, I + u0:I + u0 + PANEL]
+                    if t >= lengths[b]:
+                        copy_row(h_row, xh[t, b, I + u0:I + u0 + PANEL])
+                        continue
+                    copy_row(acc, bias[u0:u0 + PANEL])
+                    add_one_row_times_panels(acc, xh[t, b], 0, packed_w[group:group + 1])
+                    if relu:
+                        for j in range(PANEL):
+                            h_row[j] = max(acc[j], zero)
+                    else:
+                        for j in range(PANEL):
+                            h_row[j] = tanh(acc[j])
+                    copy_row(out[b, t, u0:u0 + PANEL], h_row)
+                atomic_add(done, t, 1)
+            wait_until_done(done, t, n_groups)
