@@ -86,11 +86,6 @@ def _stacked_inputs(x, h0):
     return xh
 
 
-def _work_counters(T, parts):
-    """The zeroed ``claims`` and ``done`` counters of the column-split kernels (see ``_numba._sync``)."""
-    return np.zeros(T * parts, dtype=np.int64), np.zeros(T, dtype=np.int64)
-
-
 def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h, threads=1):
     """The GEMMs after a backward time loop, split over ``threads`` (see :mod:`._split_gemm`).
 
@@ -163,7 +158,7 @@ class FusedKernels:
             xh = _stacked_inputs(x, h0)
             c_n[:] = c0
             self._column_forwards["lstm"](xh, lengths, pack_panels(w_ih, w_hh), b_ih + b_hh, c_n, out, gates,
-                                          tanh_c, c_states, need_grad, parts, *_work_counters(T, parts))
+                                          tanh_c, c_states, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
             self._lstm[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh),
@@ -198,7 +193,7 @@ class FusedKernels:
         if parts:
             xh = _stacked_inputs(x, h0)
             self._column_forwards["gru"](xh, lengths, pack_panels(w_ih), b_ih, pack_panels(w_hh), b_hh, out,
-                                         gates, hidden_n, need_grad, parts, *_work_counters(T, parts))
+                                         gates, hidden_n, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
             self._gru[0](x, lengths, pack_panels(w_ih), _padded(b_ih), pack_panels(w_hh), _padded(b_hh), h0, out,
@@ -231,8 +226,7 @@ class FusedKernels:
         parts = self._column_parts("rnn", B, H)
         if parts:
             xh = _stacked_inputs(x, h0)
-            self._column_forwards["rnn"](xh, lengths, pack_panels(w_ih, w_hh), b_ih + b_hh, out, relu, parts,
-                                         *_work_counters(T, parts))
+            self._column_forwards["rnn"](xh, lengths, pack_panels(w_ih, w_hh), b_ih + b_hh, out, relu, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
             self._rnn[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh), h0,

@@ -7,7 +7,8 @@ the two atomic operations as LLVM intrinsics and builds a barrier that cannot de
 
 - Each step's work is a list of items (groups of 16 hidden units). Every part of the parallel loop
   owns a contiguous range of items, claims them one by one with an atomic counter, then claims what
-  is left of the other parts' ranges, and counts each finished item in the step's ``done`` counter.
+  is left of the other parts' ranges, and adds how many items it finished to the step's ``done``
+  counter.
 - A part moves on to the next step once ``done`` reaches the number of items. It never waits for work
   nobody has claimed: if the parallel loop's parts run one after another (nested parallelism, one
   thread), the first part does every item and the others find nothing left to do.
@@ -18,6 +19,7 @@ panels from its own cache (the DeepCPU idea); stealing only evens out a late thr
 import platform
 import sys
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -83,32 +85,45 @@ def cpu_relax(typingctx):
     return sig, codegen
 
 
+LINE = 8  # int64 counters per 64-byte cache line: each counter gets a line of its own
+
+
 @njit(**JIT_OPTIONS)
-def wait_until_done(done, step, n_items):
-    """Spin until ``done[step] == n_items``; after a while yield the core on every turn (so a thread
-    that was descheduled gets it back quickly on a busy machine)."""
-    spins = 0
-    while atomic_load(done, step) < n_items:
-        if spins < SPINS_BEFORE_YIELD:
-            cpu_relax()
-            spins += 1
-        else:
-            _yield_core()
+def new_counters(n_steps, n_parts):
+    """``(claims, done)``, zeroed: per step and part how many of the part's items have been handed
+    out, and per step how many items are finished; each counter on its own cache line, so a part
+    claiming its own items does not pull a line away from the other threads."""
+    return np.zeros(n_steps * n_parts * LINE, dtype=np.int64), np.zeros(n_steps * LINE, dtype=np.int64)
 
 
 @njit(**JIT_OPTIONS)
 def claim_item(claims, part, n_parts, n_items, step):
     """The next unclaimed item of ``step`` for ``part``: from its own range first, then the others'.
-
-    claims (n_steps * n_parts,) int64: how many items of each part's range have been handed out.
-    Returns the item index, or -1 when every item of the step has been claimed.
-    """
+    Returns the item index, or -1 when every item of the step has been claimed."""
     for k in range(n_parts):
         owner = (part + k) % n_parts
         first, last = chunk_bounds(owner, n_parts, n_items)
-        if atomic_load(claims, step * n_parts + owner) >= last - first:
+        counter = (step * n_parts + owner) * LINE
+        if atomic_load(claims, counter) >= last - first:
             continue
-        item = first + atomic_add(claims, step * n_parts + owner, 1)
+        item = first + atomic_add(claims, counter, 1)
         if item < last:
             return item
     return -1
+
+
+@njit(**JIT_OPTIONS)
+def finish_step(done, step, n_finished, n_items):
+    """Count this part's ``n_finished`` items of ``step`` as done, then wait until all ``n_items`` are.
+
+    Spins with the pause hint; after a while yields the core on every turn (so a thread that was
+    descheduled gets it back quickly on a busy machine).
+    """
+    atomic_add(done, step * LINE, n_finished)
+    spins = 0
+    while atomic_load(done, step * LINE) < n_items:
+        if spins < SPINS_BEFORE_YIELD:
+            cpu_relax()
+            spins += 1
+        else:
+            _yield_core()

@@ -8,7 +8,7 @@ from numba import njit, prange
 
 from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, zero_rows
-from ._sync import atomic_add, claim_item, wait_until_done
+from ._sync import claim_item, finish_step, new_counters
 from ._tiles import GROUP, PANEL, add_one_row_times_three_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
@@ -124,8 +124,7 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
 
 
 @njit(**PARALLEL_OPTIONS)
-def gru_forward_columns(xh, lengths, packed_ih, b_ih, packed_hh, b_hh, out, gates, hidden_n, save, n_parts, claims,
-                        done):
+def gru_forward_columns(xh, lengths, packed_ih, b_ih, packed_hh, b_hh, out, gates, hidden_n, save, n_parts):
     """Run the GRU with each step's hidden units split across threads (batches smaller than the
     thread count). Needs ``H % 16 == 0``.
 
@@ -133,7 +132,7 @@ def gru_forward_columns(xh, lengths, packed_ih, b_ih, packed_hh, b_hh, out, gate
                             ``xh[t+1, :, I:]`` (finished rows carried on: ``xh[T, :, I:]`` is h_n)
     packed_ih (3G, I, 16), packed_hh (3G, H, 16), b_ih, b_hh (48G,): as :func:`gru_forward_recurrence` (H = 16G)
     out, gates, hidden_n, save: as :func:`gru_forward_recurrence`
-    n_parts, claims (T * n_parts,), done (T,): the work sharing of ``_sync``, as in :func:`lstm_forward_columns`
+    n_parts   parts of the parallel loop (the thread count); they share the work as ``_sync`` says
 
     A work item is one group of 16 hidden units: its r, z, n panels on both sides, then its gate pass.
     """
@@ -141,11 +140,13 @@ def gru_forward_columns(xh, lengths, packed_ih, b_ih, packed_hh, b_hh, out, gate
     H = out.shape[2]
     I = xh.shape[2] - H
     n_groups = H // PANEL
+    claims, done = new_counters(T, n_parts)  # shared by the parts
     one = one_of(xh)
     for part in prange(n_parts):
         from_x = np.empty(3 * PANEL, dtype=xh.dtype)
         from_h = np.empty(3 * PANEL, dtype=xh.dtype)
         for t in range(T):
+            finished = 0
             while True:
                 group = claim_item(claims, part, n_parts, n_groups, t)
                 if group < 0:
@@ -177,5 +178,5 @@ def gru_forward_columns(xh, lengths, packed_ih, b_ih, packed_hh, b_hh, out, gate
                     if save:
                         for q in range(3):
                             copy_row(gates[t, b, q * H + u0:q * H + u0 + PANEL], from_h[q * PANEL:(q + 1) * PANEL])
-                atomic_add(done, t, 1)
-            wait_until_done(done, t, n_groups)
+                finished += 1
+            finish_step(done, t, finished, n_groups)

@@ -10,7 +10,7 @@ from numba import njit, prange
 
 from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, zero_rows
-from ._sync import atomic_add, claim_item, wait_until_done
+from ._sync import claim_item, finish_step, new_counters
 from ._tiles import GROUP, PANEL, add_one_row_times_four_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
@@ -126,7 +126,7 @@ def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, 
 
 
 @njit(**PARALLEL_OPTIONS)
-def lstm_forward_columns(xh, lengths, packed_w, bias, c, out, gates, tanh_c, c_states, save, n_parts, claims, done):
+def lstm_forward_columns(xh, lengths, packed_w, bias, c, out, gates, tanh_c, c_states, save, n_parts):
     """Run the LSTM with each step's hidden units split across threads (batches smaller than the
     thread count, where batch chunks would leave threads idle). Needs ``H % 16 == 0``.
 
@@ -137,8 +137,7 @@ def lstm_forward_columns(xh, lengths, packed_w, bias, c, out, gates, tanh_c, c_s
     bias      (64G,)         ``b_ih + b_hh``
     c         (B, H)         in: c0; out: c_n
     out, gates, tanh_c, c_states, save: as :func:`lstm_forward_recurrence`
-    n_parts                  parts of the parallel loop (the thread count)
-    claims    (T * n_parts,), done (T,)  int64 zeros: the work-sharing counters (see ``_sync``)
+    n_parts                  parts of the parallel loop (the thread count); they share the work as ``_sync`` says
 
     A work item is one group of 16 hidden units: its i, f, g, o panels (G panels apart), then its gate pass.
     """
@@ -146,10 +145,12 @@ def lstm_forward_columns(xh, lengths, packed_w, bias, c, out, gates, tanh_c, c_s
     H = c.shape[1]
     I = xh.shape[2] - H
     n_groups = H // PANEL
+    claims, done = new_counters(T, n_parts)  # shared by the parts
     for part in prange(n_parts):
         acc = np.empty(4 * PANEL, dtype=xh.dtype)
         tc = np.empty(PANEL, dtype=xh.dtype)
         for t in range(T):
+            finished = 0
             while True:
                 group = claim_item(claims, part, n_parts, n_groups, t)
                 if group < 0:
@@ -185,5 +186,5 @@ def lstm_forward_columns(xh, lengths, packed_w, bias, c, out, gates, tanh_c, c_s
                             copy_row(gates[t, b, q * H + u0:q * H + u0 + PANEL], acc[q * PANEL:(q + 1) * PANEL])
                         copy_row(tanh_c[t, b, u0:u0 + PANEL], tc)
                         copy_row(c_states[t, b, u0:u0 + PANEL], c_row)
-                atomic_add(done, t, 1)
-            wait_until_done(done, t, n_groups)
+                finished += 1
+            finish_step(done, t, finished, n_groups)

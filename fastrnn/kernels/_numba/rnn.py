@@ -6,7 +6,7 @@ from numba import njit, prange
 
 from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, zero_rows
-from ._sync import atomic_add, claim_item, wait_until_done
+from ._sync import claim_item, finish_step, new_counters
 from ._tiles import GROUP, PANEL, add_one_row_times_panels, add_rows_times_panels
 from .activations import one_of, tanh
 from .config import PARALLEL_OPTIONS
@@ -93,14 +93,14 @@ def rnn_backward_recurrence(grad_out, lengths, packed_w_hh, out, dh, d_pre, relu
 
 
 @njit(**PARALLEL_OPTIONS)
-def rnn_forward_columns(xh, lengths, packed_w, bias, out, relu, n_parts, claims, done):
+def rnn_forward_columns(xh, lengths, packed_w, bias, out, relu, n_parts):
     """Run the RNN with each step's hidden units split across threads (batches smaller than the
     thread count). Needs ``H % 16 == 0``.
 
     xh        (T+1, B, I+H)  in: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in ``xh[0, :, I:]``; receives ``h_t`` in
                             ``xh[t+1, :, I:]`` (finished rows carried on: ``xh[T, :, I:]`` is h_n)
     packed_w, bias, out, relu: as :func:`rnn_forward_recurrence`
-    n_parts, claims (T * n_parts,), done (T,): the work sharing of ``_sync``, as in the LSTM's column kernel
+    n_parts   parts of the parallel loop (the thread count); they share the work as ``_sync`` says
 
     A work item is one 16-unit panel and its activation.
     """
@@ -108,10 +108,12 @@ def rnn_forward_columns(xh, lengths, packed_w, bias, out, relu, n_parts, claims,
     H = out.shape[2]
     I = xh.shape[2] - H
     n_groups = H // PANEL
+    claims, done = new_counters(T, n_parts)  # shared by the parts
     zero = one_of(xh) - one_of(xh)
     for part in prange(n_parts):
         acc = np.empty(PANEL, dtype=xh.dtype)
         for t in range(T):
+            finished = 0
             while True:
                 group = claim_item(claims, part, n_parts, n_groups, t)
                 if group < 0:
@@ -131,5 +133,5 @@ def rnn_forward_columns(xh, lengths, packed_w, bias, out, relu, n_parts, claims,
                         for j in range(PANEL):
                             h_row[j] = tanh(acc[j])
                     copy_row(out[b, t, u0:u0 + PANEL], h_row)
-                atomic_add(done, t, 1)
-            wait_until_done(done, t, n_groups)
+                finished += 1
+            finish_step(done, t, finished, n_groups)
