@@ -86,23 +86,25 @@ def _stacked_inputs(x, h0):
     return xh
 
 
-def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h, threads=1):
+def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=None):
     """The GEMMs after a backward time loop, split over ``threads`` (see :mod:`._split_gemm`).
 
-    ``out`` (T, B, H) may be a view. ``d_from_x`` (T, B, G*H) is the gradient at the input
-    projection, ``d_from_h`` the one at the recurrent projection (the same array for LSTM and RNN;
-    they differ for GRU). Returns ``(grad_x, (gw_ih, gw_hh, gb_ih, gb_hh))``.
+    ``out`` (T, B, H) may be a view. ``d_pre`` (T, B, G*H) is the gradient at the gate
+    pre-activations, which both projections share, except for GRU's n gate, where ``r`` scales only
+    the recurrent side: then ``d_pre`` holds the recurrent side and ``d_pre_x_tail`` (T, B, H) the
+    input side's last H columns. Returns ``(grad_x, (gw_ih, gw_hh, gb_ih, gb_hh))``.
     """
     T, B, I = x.shape
     H = out.shape[2]
-    dx2 = d_from_x.reshape(T * B, -1)
-    dh2 = d_from_h.reshape(T * B, -1)
+    d2 = d_pre.reshape(T * B, -1)
     x2 = x.reshape(T * B, I)
     h_prev = np.empty((T, B, H), dtype=out.dtype)  # state entering each step; rows past their end get zero gradient
     h_prev[0] = h0
     h_prev[1:] = out[:-1]
     h_prev2 = h_prev.reshape(T * B, H)
-    G = dx2.shape[1]
+    G = d2.shape[1]
+    split = G if d_pre_x_tail is None else G - H  # columns of d_pre that the input side shares
+    tail2 = None if d_pre_x_tail is None else d_pre_x_tail.reshape(T * B, H)
     grad_x = np.empty((T * B, I), dtype=x.dtype)
     gw_ih = np.empty((G, I), dtype=x.dtype)
     gw_hh = np.empty((G, H), dtype=x.dtype)
@@ -110,12 +112,21 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_from_x, d_from_h, threads=1):
 
     def part(k):  # one row block of each output
         (a, b), (c, d) = gate_rows[k], step_rows[k]
-        np.matmul(dx2[:, a:b].T, x2, out=gw_ih[a:b])
-        np.matmul(dh2[:, a:b].T, h_prev2, out=gw_hh[a:b])
-        np.matmul(dx2[c:d], w_ih, out=grad_x[c:d])
+        np.matmul(d2[:, a:b].T, h_prev2, out=gw_hh[a:b])
+        if a < split:
+            np.matmul(d2[:, a:min(b, split)].T, x2, out=gw_ih[a:min(b, split)])
+        if b > split:
+            np.matmul(tail2[:, max(a, split) - split:b - split].T, x2, out=gw_ih[max(a, split):b])
+        np.matmul(d2[c:d, :split], w_ih[:split], out=grad_x[c:d])
+        if tail2 is not None:
+            grad_x[c:d] += tail2[c:d] @ w_ih[split:]
 
     run_parts(part, threads, flops=2.0 * T * B * G * (2 * I + H))
-    return grad_x.reshape(T, B, I), (gw_ih, gw_hh, dx2.sum(axis=0), dh2.sum(axis=0))
+    gb_hh = d2.sum(axis=0)
+    gb_ih = gb_hh.copy()
+    if tail2 is not None:
+        gb_ih[split:] = tail2.sum(axis=0)
+    return grad_x.reshape(T, B, I), (gw_ih, gw_hh, gb_ih, gb_hh)
 
 
 class FusedKernels:
@@ -175,8 +186,7 @@ class FusedKernels:
         self._lstm[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
                       cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre,
                       self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, d_pre,
-                                                   self._num_threads())
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, self._num_threads())
         return grad_x, dh, dc, grads
 
     # ---------------------------------------------------------------- GRU
@@ -205,13 +215,13 @@ class FusedKernels:
         w_ih, w_hh = weights[:2]
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh = _zeros_or_copy(grad_h_n, h0)
-        d_from_x = np.zeros(cache["gates"].shape, dtype=x.dtype)
         d_from_h = np.zeros(cache["gates"].shape, dtype=x.dtype)
+        dn_from_x = np.zeros(cache["hidden_n"].shape, dtype=x.dtype)
         self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
-                     h0, out, cache["gates"], cache["hidden_n"], dh, d_from_x, d_from_h,
+                     h0, out, cache["gates"], cache["hidden_n"], dh, dn_from_x, d_from_h,
                      self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_x, d_from_h,
-                                                   self._num_threads())
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_h,
+                                                   self._num_threads(), d_pre_x_tail=dn_from_x)
         return grad_x, dh, None, grads
 
     # ---------------------------------------------------------------- vanilla RNN
@@ -247,8 +257,7 @@ class FusedKernels:
         d_pre = np.zeros(x.shape[:2] + out.shape[2:], dtype=x.dtype)
         self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
                      out, dh, d_pre, cache["relu"], self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, d_pre,
-                                                   self._num_threads())
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, self._num_threads())
         return grad_x, dh, None, grads
 
     def export(self):

@@ -413,7 +413,7 @@ def gru_forward_recurrence(const floating[:, :, ::1] x, const int64_t[::1] lengt
 cdef int gru_backward_chunk(const floating* grad_out, const int64_t* lengths, const floating* packed_w_hh,
                             Py_ssize_t P,
                             const floating* h0, const floating* out, const floating* gates,
-                            const floating* hidden_n, floating* dh, floating* d_from_x, floating* d_from_h,
+                            const floating* hidden_n, floating* dh, floating* dn_from_x, floating* d_from_h,
                             Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t first,
                             Py_ssize_t last) noexcept nogil:
     cdef Py_ssize_t G = 3 * H, n = last - first, t, r0, r, rows, b, j, at
@@ -423,7 +423,7 @@ cdef int gru_backward_chunk(const floating* grad_out, const int64_t* lengths, co
     cdef const floating *hn
     cdef const floating *go
     cdef const floating *h_prev
-    cdef floating *dx
+    cdef floating *dnx
     cdef floating *dhh
     cdef floating *dh_row
     if acc == NULL:
@@ -439,16 +439,14 @@ cdef int gru_backward_chunk(const floating* grad_out, const int64_t* lengths, co
                 at = t * B + b
                 g, hn, go = gates + at * G, hidden_n + at * H, grad_out + at * H
                 h_prev = out + (b * T + t - 1) * H if t > 0 else h0 + b * H
-                dx, dhh, dh_row = d_from_x + at * G, d_from_h + at * G, dh + b * H
+                dnx, dhh, dh_row = dn_from_x + at * H, d_from_h + at * G, dh + b * H
                 for j in range(H):
                     r_g, z_g, n_g = g[j], g[H + j], g[2 * H + j]
                     dh_t = dh_row[j] + go[j]
                     dn_pre = dh_t * (one - z_g) * (one - n_g * n_g)
                     dz_pre = dh_t * (h_prev[j] - n_g) * z_g * (one - z_g)
                     dr_pre = dn_pre * hn[j] * r_g * (one - r_g)
-                    dx[j] = dr_pre
-                    dx[H + j] = dz_pre
-                    dx[2 * H + j] = dn_pre
+                    dnx[j] = dn_pre
                     dhh[j] = dr_pre
                     dhh[H + j] = dz_pre
                     dhh[2 * H + j] = dn_pre * r_g
@@ -469,7 +467,7 @@ def gru_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::
                             const floating[:, :, ::1] packed_w_hh, const floating[:, ::1] h0,
                             const floating[:, :, ::1] out,
                             const floating[:, :, ::1] gates, const floating[:, :, ::1] hidden_n,
-                            floating[:, ::1] dh, floating[:, :, ::1] d_from_x, floating[:, :, ::1] d_from_h,
+                            floating[:, ::1] dh, floating[:, :, ::1] dn_from_x, floating[:, :, ::1] d_from_h,
                             int n_chunks):
     """Back-propagate through the GRU time loop (see the Numba ``gru_backward_recurrence``)."""
     cdef Py_ssize_t T = grad_out.shape[0], B = grad_out.shape[1], H = grad_out.shape[2]
@@ -479,7 +477,7 @@ def gru_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::
         for chunk in prange(n_chunks, num_threads=n_chunks, schedule="static", chunksize=1):
             fp_state = fastrnn_flush_denormals()
             failures += gru_backward_chunk(&grad_out[0, 0, 0], &lengths[0], &packed_w_hh[0, 0, 0], packed_w_hh.shape[0], &h0[0, 0], &out[0, 0, 0],
-                                           &gates[0, 0, 0], &hidden_n[0, 0, 0], &dh[0, 0], &d_from_x[0, 0, 0],
+                                           &gates[0, 0, 0], &hidden_n[0, 0, 0], &dh[0, 0], &dn_from_x[0, 0, 0],
                                            &d_from_h[0, 0, 0], T, B, H, chunk * B // n_chunks,
                                            (chunk + 1) * B // n_chunks)
             fastrnn_restore_fp_state(fp_state)

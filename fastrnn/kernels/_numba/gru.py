@@ -72,7 +72,7 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
 
 
 @njit(**PARALLEL_OPTIONS)
-def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidden_n, dh, d_from_x, d_from_h,
+def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidden_n, dh, dn_from_x, d_from_h,
                             n_chunks):
     """Back-propagate through the GRU time loop.
 
@@ -80,8 +80,9 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
     packed_w_hh (P, 3H, 16)  ``W_hh`` as stored, (3H, H), in 16-column panels
     h0 (B, H), out (B, T, H) batch-first, gates (T, B, 3H), hidden_n (T, B, H): saved by the forward pass
     dh        (B, H)      in: gradient at h_n; out: gradient at h0
-    d_from_x, d_from_h (T, B, 3H)  zero-filled; receive the gradients at the input and recurrent
-                          projections (they differ in the n block, which r gates on the h side)
+    d_from_h  (T, B, 3H)  zero-filled; receives the gradient at the recurrent projection
+    dn_from_x (T, B, H)   zero-filled; receives the input projection's n block (r gates only the h side
+                          of n, so the blocks differ there; the r and z blocks are d_from_h's)
     n_chunks              how many contiguous batch chunks run in parallel
     """
     T, B, H = grad_out.shape
@@ -100,16 +101,14 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
                         continue
                     g, hn, go, h_prev = gates[t, b], hidden_n[t, b], grad_out[t, b], (
                         out[b, t - 1] if t > 0 else h0[b])
-                    dx, dhh, dh_row = d_from_x[t, b], d_from_h_t[b], dh[b]
+                    dnx, dhh, dh_row = dn_from_x[t, b], d_from_h_t[b], dh[b]
                     for j in range(H):
                         r_g, z_g, n_g = g[j], g[H + j], g[2 * H + j]
                         dh_t = dh_row[j] + go[j]
                         dn_pre = dh_t * (one - z_g) * (one - n_g * n_g)
                         dz_pre = dh_t * (h_prev[j] - n_g) * z_g * (one - z_g)
                         dr_pre = dn_pre * hn[j] * r_g * (one - r_g)
-                        dx[j] = dr_pre
-                        dx[H + j] = dz_pre
-                        dx[2 * H + j] = dn_pre
+                        dnx[j] = dn_pre
                         dhh[j] = dr_pre
                         dhh[H + j] = dz_pre
                         dhh[2 * H + j] = dn_pre * r_g
