@@ -51,6 +51,11 @@ def relative_error(actual, expected):
     ("gru", False, 0.5, dict(num_layers=2)),
     ("gru", True, 0.0, {}),                                                 # tokens: arg-max inputs
     ("lstm", True, 0.5, {}),
+    # the context (encoder's final top-layer h) appended at every step; through the bridge and both directions
+    ("lstm", False, 0.5, dict(decoder_input="previous+context", num_layers=2, decoder_layers=1, bidirectional=True)),
+    ("gru", False, 0.0, dict(decoder_input="previous+context")),
+    ("gru", True, 0.5, dict(decoder_input="previous+context")),
+    ("lstm", False, 0.0, dict(decoder_input="context", num_layers=2)),        # no feedback: one fused call
 ])
 def test_gradients_match_finite_differences(cell, tokens, ratio, extra):
     model = small_model(cell, tokens, **extra)
@@ -94,6 +99,24 @@ def test_decoder_starts_from_the_encoders_top_layer_states():
     x_padded = x.copy()
     x_padded[1, 3:] = 100.0
     np.testing.assert_allclose(model.forward(x_padded, target, lengths, start, need_grad=False), z, atol=1e-12)
+
+
+def test_context_is_the_encoders_final_top_layer_state_at_every_step():
+    model = Seq2Seq(2, 2, 5, num_layers=2, decoder_layers=1, decoder_input="previous+context", dtype=np.float64,
+                    backend="reference", random_state=3)
+    x, lengths, target, start = small_problem(model)
+    z = model.forward(x, target, lengths, start, teacher_forcing_ratio=1.0, need_grad=False)
+    _, h_n, c_n = model.encoder.forward(x, lengths, need_grad=False)
+    previous = np.concatenate([start[:, None], target[:, :-1]], axis=1)
+    inputs = np.concatenate([previous, np.repeat(h_n[1][:, None], 5, axis=1)], axis=2)
+    out, _, _ = model.decoder.forward(inputs, None, h_n[1:], c_n[1:], need_grad=False)
+    np.testing.assert_allclose(z, out @ model.head.params["weight"].T + model.head.params["bias"], atol=1e-12)
+    # without feedback the decoder reads the context alone: targets and start are never read
+    alone = Seq2Seq(2, 2, 5, decoder_input="context", dtype=np.float64, backend="reference", random_state=3)
+    assert alone.decoder.input_size == 5 and model.decoder.input_size == 7
+    z = alone.forward(x, target, lengths, start, teacher_forcing_ratio=1.0, need_grad=False)
+    np.testing.assert_array_equal(z, alone.forward(x, target + 1.0, lengths, -start, 1.0, need_grad=False))
+    np.testing.assert_allclose(z, alone.generate(x, 5, lengths), atol=1e-12)
 
 
 def test_bidirectional_encoder_states_are_summed_per_layer():
@@ -158,6 +181,10 @@ def test_seq2seq_rejects_bad_configuration_and_input():
         Seq2Seq(2, 2, 4, num_layers=1, decoder_layers=2)
     with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
         Seq2Seq(2, 2, 0)
+    with pytest.raises(ValueError, match="decoder_input must be one of"):
+        Seq2Seq(2, 2, 4, decoder_input="attention")
+    with pytest.raises(ValueError, match="decoder_input='context'"):
+        Seq2Seq(2, 6, 4, embedding_dim=3, decoder_input="context")
     model = small_model()
     x, lengths, target, start = small_problem(model)
     with pytest.raises(ValueError, match="target must have shape"):
@@ -177,12 +204,13 @@ def test_seq2seq_rejects_bad_configuration_and_input():
 
 # ---------------------------------------------------------------------------------------------- estimators
 def test_forecaster_against_the_naive_and_recursive_forecasts():
-    table = sunspot_horizon_table(random_state=0)
+    # All 12 seeds of sunspot_horizon_table's docstring (about 25 s single-threaded): naive 72.2, recursive one-step
+    # LSTM 37.1, seq2seq 33.9. The seq2seq wins 9 of 12 seeds and never exceeds 36.0; the recursive fits range from
+    # 32.8 to 44.7, so smaller seed groups can tie (seeds 6-11: 34.3 / 33.8).
+    table = sunspot_horizon_table(random_state=0, n_seeds=12)
     print(table)
-    assert table["seq2seq"] < 0.7 * table["naive"]
-    # Not asserted as an ordering: over seeds the one-step LSTM fed back 12 times and the direct seq2seq
-    # forecaster are within a few RMSE points of each other (see sunspot_horizon_table's docstring).
-    assert table["seq2seq"] < 1.15 * table["recursive_lstm"]
+    assert table["seq2seq"] < 0.6 * table["naive"]
+    assert table["seq2seq"] < table["recursive_lstm"] - 1.5
 
 
 def test_forecaster_shapes_scaling_and_start_values():
@@ -198,6 +226,25 @@ def test_forecaster_shapes_scaling_and_start_values():
         warnings.simplefilter("ignore", ConvergenceWarning)
         uni.fit(X[:, :, 0], y[:, :, 0] + rng.normal(size=y[:, :, 0].shape))
     assert uni.predict(X[:3, :, 0]).shape == (3, 4) and not uni._start_from_inputs
+
+
+def test_window_scaling_forecasts_shapes_not_levels():
+    t = np.arange(300) * 0.4
+    series = np.sin(t) * (1 + t / 40) + t / 20                              # rising level and amplitude
+    X, y = fastrnn.make_windows(series, window=12, horizon=3)
+    params = dict(hidden_size=8, max_epochs=3, random_state=0, dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = Seq2SeqForecaster(**params).fit(X, y)                         # scaling="auto": by window
+        affine = Seq2SeqForecaster(**params).fit(5 * X - 3, 5 * y - 3)
+        global_ = Seq2SeqForecaster(scaling="global", **params).fit(X, y)
+    assert model._window_scaling and not global_._window_scaling
+    pred = model.predict(X)
+    # a window's own mean and spread are taken out before the network and put back after it
+    np.testing.assert_allclose(model.predict(X + 100.0), pred + 100.0, atol=1e-9)
+    assert not np.allclose(global_.predict(X + 100.0), global_.predict(X) + 100.0, atol=1e-3)
+    # the floor is a tenth of the training data's spread, so training is unit-free too
+    np.testing.assert_allclose(affine.predict(5 * X - 3), 5 * pred - 3, rtol=1e-6, atol=1e-6)
 
 
 def test_translator_learns_dates():
@@ -251,13 +298,16 @@ def test_estimators_reject_bad_parameters_and_input():
     X, y = np.zeros((10, 5)), np.zeros((10, 3))
     for params, match in ((dict(teacher_forcing_ratio=2), "teacher_forcing_ratio"),
                           (dict(hidden_size=0), "hidden_size"), (dict(cell="rnn"), "cell must be"),
-                          (dict(start="first"), "start must be"), (dict(learning_rate=-1), "learning_rate")):
+                          (dict(start="first"), "start must be"), (dict(learning_rate=-1), "learning_rate"),
+                          (dict(decoder_input="none"), "decoder_input must be"), (dict(scaling="minmax"), "scaling")):
         with pytest.raises(ValueError, match=match):
             Seq2SeqForecaster(**params).fit(X, y)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         Seq2SeqForecaster().fit(X, y[:5])
     with pytest.raises(ValueError, match="start='last'"):
         Seq2SeqForecaster(start="last").fit(np.zeros((10, 5, 2)), y)
+    with pytest.raises(ValueError, match="scaling='window'"):
+        Seq2SeqForecaster(scaling="window").fit(np.zeros((10, 5, 2)), y)
     with pytest.raises(TypeError, match="list of strings"):
         Seq2SeqTranslator().fit("abc", "def")
     with pytest.raises(TypeError, match=r"sources\[1\]"):

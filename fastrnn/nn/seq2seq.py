@@ -6,6 +6,13 @@ targets) or into logits over a vocabulary (token targets). Decoder step ``t`` re
 target: the ground truth ``target[:, t-1]`` (teacher forcing) or the model's own prediction for step
 ``t-1``; step 0 reads a start value.
 
+Decoder inputs (``decoder_input``): "previous" is the above; "previous+context" appends the context,
+the encoder's final top-layer ``h`` (as bridged below: the top decoder layer's initial ``h``), to
+every step's input (Cho et al. 2014), so each step sees the source summary directly rather than
+only through the evolving state; "context" reads the context alone (no feedback of targets or
+predictions: no exposure bias, and teacher forcing has nothing to do). With a context the decoder's
+input size grows by ``H``.
+
 Bridge (encoder -> decoder states). The decoder's ``decoder_layers`` layers take the final states of
 the encoder's top ``decoder_layers`` layers, layer for layer (decoder layer ``j`` <- encoder layer
 ``num_layers - decoder_layers + j``), so the decoder may not be deeper than the encoder. A
@@ -17,6 +24,8 @@ reads the model's own prediction starts a new call, and backward walks the calls
 continuous targets the gradient flows through the fed-back predictions (the decoder input *is* the
 previous output); for tokens the fed-back input is the embedding of the arg-max token, which has no
 gradient with respect to the logits (it still trains the embedding and flows through the states).
+The context's gradient is summed over the steps that read it and joins the gradient at the encoder's
+final top-layer ``h``.
 """
 import numpy as np
 
@@ -26,6 +35,7 @@ from .linear import Linear
 from .rnn import GRU, LSTM
 
 CELLS = {"lstm": LSTM, "gru": GRU}
+DECODER_INPUTS = ("previous", "previous+context", "context")
 
 
 def _check_positive_int(name, value):
@@ -43,8 +53,9 @@ class Seq2Seq:
     "lstm" or "gru"; ``bidirectional`` (encoder only; directions summed into the decoder states);
     ``embedding_dim``: None for continuous targets (the decoder reads the previous ``K`` target
     values), or an int for token targets in ``range(output_size)`` (the decoder reads an
-    ``embedding_dim``-vector per previous token and the head gives ``K`` logits); ``dtype``,
-    ``backend``, ``random_state`` as for the layers.
+    ``embedding_dim``-vector per previous token and the head gives ``K`` logits); ``decoder_input``
+    "previous" (default), "previous+context" or "context" (continuous targets only), see the module
+    docstring; ``dtype``, ``backend``, ``random_state`` as for the layers.
 
     ``forward(x, target, ...)`` returns the head outputs ``(N, T, K)``; ``backward(grad_output)``
     returns the gradient at ``x`` ``(N, S, I)`` and fills :attr:`grads` (keys as :attr:`params`:
@@ -53,9 +64,13 @@ class Seq2Seq:
     """
 
     def __init__(self, input_size, output_size, hidden_size, num_layers=1, decoder_layers=None, cell="lstm",
-                 bidirectional=False, embedding_dim=None, dtype=np.float32, backend="auto", random_state=None):
+                 bidirectional=False, embedding_dim=None, decoder_input="previous", dtype=np.float32, backend="auto",
+                 random_state=None):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}; got {cell!r}")
+        if decoder_input not in DECODER_INPUTS:
+            raise ValueError(f"decoder_input must be one of {list(DECODER_INPUTS)}; got {decoder_input!r}")
+        self.decoder_input = decoder_input
         self.input_size = _check_positive_int("input_size", input_size)
         self.output_size = _check_positive_int("output_size", output_size)
         self.hidden_size = _check_positive_int("hidden_size", hidden_size)
@@ -66,6 +81,9 @@ class Seq2Seq:
             raise ValueError(f"decoder_layers ({self.decoder_layers}) must not exceed the encoder's num_layers "
                              f"({self.num_layers}): each decoder layer starts from one encoder layer's final state")
         self.embedding_dim = None if embedding_dim is None else _check_positive_int("embedding_dim", embedding_dim)
+        if self.embedding_dim is not None and decoder_input == "context":
+            raise ValueError("decoder_input='context' (no feedback) is for continuous targets; a token decoder "
+                             "reads the previous token: use 'previous' or 'previous+context'")
         self.cell = cell
         self.bidirectional = bool(bidirectional)
         self.dtype = np.dtype(dtype)
@@ -74,8 +92,10 @@ class Seq2Seq:
         layer = CELLS[cell]
         self.encoder = layer(self.input_size, self.hidden_size, self.num_layers, bidirectional=self.bidirectional,
                              dtype=self.dtype, backend=backend, random_state=seed())
-        decoder_input = self.output_size if self.embedding_dim is None else self.embedding_dim
-        self.decoder = layer(decoder_input, self.hidden_size, self.decoder_layers, dtype=self.dtype,
+        self._previous_size = (0 if not self.feedback else
+                               self.output_size if self.embedding_dim is None else self.embedding_dim)
+        decoder_size = self._previous_size + (self.hidden_size if self.context else 0)
+        self.decoder = layer(decoder_size, self.hidden_size, self.decoder_layers, dtype=self.dtype,
                              backend=backend, random_state=seed())
         self.head = Linear(self.hidden_size, self.output_size, dtype=self.dtype, random_state=seed())
         self.embedding = (None if self.embedding_dim is None else
@@ -89,6 +109,16 @@ class Seq2Seq:
     def tokens(self):
         """True when targets are tokens (``embedding_dim`` given)."""
         return self.embedding is not None
+
+    @property
+    def feedback(self):
+        """True when each decoder step reads the previous target (or the model's own prediction of it)."""
+        return self.decoder_input != "context"
+
+    @property
+    def context(self):
+        """True when each decoder step also reads the context (the encoder's final top-layer ``h``)."""
+        return self.decoder_input != "previous"
 
     def _parts(self):
         parts = {"encoder": self.encoder, "decoder": self.decoder, "head": self.head}
@@ -164,7 +194,9 @@ class Seq2Seq:
         else:
             (out, h_n), c_n = self.encoder.forward(x, lengths, need_grad=need_grad), None
         bridge = lambda s: None if s is None else self._bridge(s)
-        return out.shape, bridge(h_n), bridge(c_n)
+        h, c = bridge(h_n), bridge(c_n)
+        # the context is the top decoder layer's initial h: the encoder's final top-layer h (bridged)
+        return out.shape, h, c, (h[-1].copy() if self.context else None)
 
     def _bridge(self, state):
         """Encoder final states ``(L*D, N, H)`` -> decoder initial states ``(decoder_layers, N, H)``."""
@@ -180,10 +212,11 @@ class Seq2Seq:
         return out.reshape((self.num_layers * D,) + grad.shape[1:])
 
     # ------------------------------------------------------------ decoding
-    def _decode(self, h, c, steps, start, target, forced, need_grad):
+    def _decode(self, h, c, context, steps, start, target, forced, need_grad):
         """Run the decoder ``steps`` steps from ``(h, c)``; ``forced[t]`` feeds ``target[:, t-1]``.
 
-        Returns ``z (N, steps, K)`` and the record backward needs (or None without ``need_grad``).
+        ``context (N, H)`` (or None) is appended to every step's input. Returns ``z (N, steps, K)``,
+        the final states and the record backward needs (or None without ``need_grad``).
         """
         batch = h.shape[1]
         W, b = self.head.params["weight"], self.head.params["bias"]
@@ -197,12 +230,19 @@ class Seq2Seq:
         if target is not None and steps > 1:
             inputs[:, 1:] = target[:, :steps - 1]
         outputs = np.empty((batch, steps, self.hidden_size), dtype=self.dtype) if need_grad else None
-        bounds = [0] + [t for t in range(1, steps) if not forced[t]] + [steps]
+        # without feedback no step reads a previous value, so the whole run is one fused call
+        bounds = [0] + [t for t in range(1, steps) if not forced[t] and self.feedback] + [steps]
         segments = []
         for a, e in zip(bounds[:-1], bounds[1:]):
             if a > 0:  # this step reads the model's own prediction for the step before
                 inputs[:, a] = z[:, a - 1].argmax(axis=1) if self.tokens else z[:, a - 1]
-            seg = self.embedding.forward(inputs[:, a:e], need_grad=False) if self.tokens else inputs[:, a:e]
+            parts = []
+            if self.feedback:
+                parts.append(self.embedding.forward(inputs[:, a:e], need_grad=False) if self.tokens
+                             else inputs[:, a:e])
+            if context is not None:
+                parts.append(np.broadcast_to(context[:, None], (batch, e - a, self.hidden_size)))
+            seg = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
             if self.cell == "lstm":
                 out, h, c = self.decoder.forward(seg, None, h, c, need_grad=need_grad)
             else:
@@ -229,9 +269,11 @@ class Seq2Seq:
         """Encode ``x (N, S, I)`` and decode ``T`` steps against ``target``; returns ``z (N, T, K)``.
 
         ``target``: ``(N, T, K)`` floats, or ``(N, T)`` token ids for a token model; only
-        ``target[:, :-1]`` is read, as teacher-forced decoder inputs. ``lengths (N,)``: source lengths
-        (ragged sources; the encoder state is taken at each one's end). ``start``: what step 0 reads,
-        ``(N, K)`` values (default zeros) or the start token id(s) (required for tokens).
+        ``target[:, :-1]`` is read, as teacher-forced decoder inputs (never with
+        ``decoder_input="context"``: its steps read no previous values, so the ratio's draws change
+        nothing). ``lengths (N,)``: source lengths (ragged sources; the encoder state is taken at each
+        one's end). ``start``: what step 0 reads, ``(N, K)`` values (default zeros) or the start token
+        id(s) (required for tokens).
         ``teacher_forcing_ratio``: 1 feeds the ground truth at every step, 0 the model's own previous
         prediction (as :meth:`generate`), in between each step ``t >= 1`` is drawn (``rng``: a seed or
         Generator; default this model's own, seeded by ``random_state``). The choices made are kept in
@@ -248,8 +290,8 @@ class Seq2Seq:
         start = self._check_start(start, batch)
         forced = self._forced_steps(steps, float(teacher_forcing_ratio), rng)
         with _single_threaded_blas():  # small GEMMs: a waking BLAS pool costs more than it gives
-            enc_shape, h, c = self._run_encoder(x, lengths, need_grad)
-            z, _, _, record = self._decode(h, c, steps, start, target, forced, need_grad)
+            enc_shape, h, c, context = self._run_encoder(x, lengths, need_grad)
+            z, _, _, record = self._decode(h, c, context, steps, start, target, forced, need_grad)
         self.last_teacher_forced = forced
         self._cache = dict(record, forced=forced, enc_shape=enc_shape) if need_grad else None
         return z
@@ -273,14 +315,14 @@ class Seq2Seq:
 
     def _generate(self, x, steps, lengths, start, end_token):
         batch = x.shape[0]
-        _, h, c = self._run_encoder(x, lengths, need_grad=False)
+        _, h, c, context = self._run_encoder(x, lengths, need_grad=False)
         if not self.tokens:
-            return self._decode(h, c, steps, start, None, np.zeros(steps, dtype=bool), False)[0]
+            return self._decode(h, c, context, steps, start, None, np.zeros(steps, dtype=bool), False)[0]
         ids = np.full((batch, steps), -1 if end_token is None else end_token, dtype=np.int64)
         done = np.zeros(batch, dtype=bool)
         previous = start
         for t in range(steps):
-            z, h, c, _ = self._decode(h, c, 1, previous, None, np.ones(1, dtype=bool), False)
+            z, h, c, _ = self._decode(h, c, context, 1, previous, None, np.ones(1, dtype=bool), False)
             previous = z[:, 0].argmax(axis=1)
             ids[:, t] = np.where(done, ids[:, t], previous)
             if end_token is not None:
@@ -307,7 +349,9 @@ class Seq2Seq:
             raise ValueError(f"grad_output must have shape {outputs.shape[:2] + (self.output_size,)}; "
                              f"got {grad_z.shape}")
         W = self.head.params["weight"]
+        P = self._previous_size
         grad_inputs = np.zeros(inputs.shape + ((self.embedding_dim,) if self.tokens else ()), dtype=self.dtype)
+        grad_context = np.zeros((inputs.shape[0], self.hidden_size), dtype=self.dtype) if self.context else None
         decoder_grads = {}
         gh = gc = None
         for a, e, saved in reversed(cache["segments"]):
@@ -319,17 +363,23 @@ class Seq2Seq:
             else:
                 gx = self.decoder.backward(grad_out, gh)
             gh = self.decoder.grad_h0
-            grad_inputs[:, a:e] = gx
+            if grad_context is not None:
+                grad_context += gx[:, :, P:].sum(axis=1)  # the same context is read at every step
             for name, value in self.decoder.grads.items():
                 decoder_grads[name] = decoder_grads[name] + value if name in decoder_grads else value
-            if a > 0 and not forced[a] and not self.tokens:
-                grad_z[:, a - 1] += gx[:, 0]  # the input of step a was the prediction of step a-1
+            if self.feedback:
+                grad_inputs[:, a:e] = gx[:, :, :P]
+                if a > 0 and not forced[a] and not self.tokens:
+                    grad_z[:, a - 1] += gx[:, 0, :P]  # the input of step a was the prediction of step a-1
         flat_z = grad_z.reshape(-1, self.output_size)
         grads = {f"decoder.{k}": v for k, v in decoder_grads.items()}
         grads["head.weight"] = flat_z.T @ outputs.reshape(-1, self.hidden_size)
         grads["head.bias"] = flat_z.sum(axis=0)
         if self.tokens:
             grads["embedding.weight"] = self.embedding.gradient(inputs, grad_inputs)
+        if grad_context is not None:
+            gh = gh.copy()
+            gh[-1] += grad_context
         grad_h_n = self._bridge_backward(gh)
         zeros = np.zeros(cache["enc_shape"], dtype=self.dtype)
         if self.cell == "lstm":
@@ -351,4 +401,4 @@ class Seq2Seq:
         kind = "continuous" if self.embedding is None else f"tokens, embedding_dim={self.embedding_dim}"
         return (f"Seq2Seq({self.input_size}, {self.output_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"decoder_layers={self.decoder_layers}, cell={self.cell!r}, bidirectional={self.bidirectional}, "
-                f"{kind}, dtype={self.dtype.name})")
+                f"{kind}, decoder_input={self.decoder_input!r}, dtype={self.dtype.name})")
