@@ -72,6 +72,10 @@ def parse_args(argv):
     parser.add_argument("--markdown-out", default=None)
     parser.add_argument("--isolate", action="store_true",
                         help="time each system of the main table in its own process (no shared thread pools)")
+    parser.add_argument("--passes", type=int, default=1,
+                        help="with --isolate: time every system this many times, in alternating order, and keep "
+                             "each cell's fastest pass (a noisy spell on a shared machine then slows one pass of "
+                             "one system instead of deciding a ratio)")
     parser.add_argument("--only-system", default=None, help=argparse.SUPPRESS)  # used by --isolate
     parser.add_argument("--json-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -192,23 +196,37 @@ def time_systems(args, systems, notes):
 
 
 def time_systems_isolated(args, systems, notes):
-    """Like :func:`time_systems`, but each system in its own fresh process (``--isolate``)."""
+    """Like :func:`time_systems`, but each system in its own fresh process (``--isolate``), ``--passes``
+    times with the systems' order reversed on every other pass; each cell keeps its fastest call over
+    the passes (and the first call of the first pass)."""
     timings = {}
-    for system in systems:
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            argv = [os.path.abspath(__file__), "--shapes", ",".join(args.shapes), "--cells", ",".join(args.cells),
-                    "--modes", ",".join(args.modes), "--threads", str(args.threads), "--repeats", str(args.repeats),
-                    "--min-time", str(args.min_time), "--only-system", system, "--json-out", out.name]
-            proc = subprocess.run([sys.executable, *argv], stdout=subprocess.DEVNULL, stderr=None)
-            if proc.returncode != 0:
-                notes.append(f"isolated run of {system}: exit code {proc.returncode}")
-                continue
-            with open(out.name) as fh:
-                result = json.load(fh)
-        notes.extend(result["notes"])
-        for key, value in result["timings"]:
-            timings[tuple(key)] = tuple(value) if isinstance(value, list) else value
+    for number in range(args.passes):
+        for system in (systems if number % 2 == 0 else systems[::-1]):
+            _time_system_isolated(args, system, notes, timings)
     return timings
+
+
+def _time_system_isolated(args, system, notes, timings):
+    """One fresh process timing ``system``; merges its timings into ``timings`` (fastest kept)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        argv = [os.path.abspath(__file__), "--shapes", ",".join(args.shapes), "--cells", ",".join(args.cells),
+                "--modes", ",".join(args.modes), "--threads", str(args.threads), "--repeats", str(args.repeats),
+                "--min-time", str(args.min_time), "--only-system", system, "--json-out", out.name]
+        proc = subprocess.run([sys.executable, *argv], stdout=subprocess.DEVNULL, stderr=None)
+        if proc.returncode != 0:
+            notes.append(f"isolated run of {system}: exit code {proc.returncode}")
+            return
+        with open(out.name) as fh:
+            result = json.load(fh)
+    notes.extend(note for note in result["notes"] if note not in notes)
+    for key, value in result["timings"]:
+        key, value = tuple(key), (tuple(value) if isinstance(value, list) else value)
+        earlier = timings.get(key)
+        if isinstance(earlier, tuple) and isinstance(value, tuple):
+            value = (earlier[0], min(earlier[1], value[1]))
+        elif isinstance(earlier, tuple):
+            value = earlier
+        timings[key] = value
 
 
 def table_rows(args, backends, timings):
@@ -333,7 +351,9 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
              f"- Machine: {meta['machine']}; load average (1/5/15 min) at start {meta['load_start']}, "
              f"at end {meta['load_end']}",
              f"- Threads: {args.threads} for every system; numba threading layer: {meta['threading_layer']}",
-             "- Main table: " + ("each system timed in its own process (`--isolate`)" if args.isolate
+             "- Main table: " + ((f"each system timed in its own process (`--isolate`)"
+                                  + (f", {args.passes} passes in alternating order, each cell's fastest kept"
+                                     if args.passes > 1 else "")) if args.isolate
                                  else "every system timed in this one process, one after the other"),
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
              f"- Missing peers: {', '.join(meta['missing']) or 'none'}",
