@@ -168,8 +168,8 @@ class FusedKernels:
         if parts:
             xh = _stacked_inputs(x, h0)
             c_n[:] = c0
-            self._column_forwards["lstm"](xh, lengths, pack_panels(w_ih, w_hh), b_ih + b_hh, c_n, out, gates,
-                                          tanh_c, c_states, need_grad, parts)
+            self._column_forwards["lstm"](xh, lengths, np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh),
+                                          b_ih + b_hh, c_n, out, gates, tanh_c, c_states, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
             self._lstm[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh),
@@ -202,8 +202,8 @@ class FusedKernels:
         parts = self._column_parts("gru", B, H)
         if parts:
             xh = _stacked_inputs(x, h0)
-            self._column_forwards["gru"](xh, lengths, pack_panels(w_ih), b_ih, pack_panels(w_hh), b_hh, out,
-                                         gates, hidden_n, need_grad, parts)
+            self._column_forwards["gru"](xh, lengths, np.ascontiguousarray(w_ih), b_ih, np.ascontiguousarray(w_hh),
+                                         b_hh, out, gates, hidden_n, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
             self._gru[0](x, lengths, pack_panels(w_ih), _padded(b_ih), pack_panels(w_hh), _padded(b_hh), h0, out,
@@ -236,7 +236,8 @@ class FusedKernels:
         parts = self._column_parts("rnn", B, H)
         if parts:
             xh = _stacked_inputs(x, h0)
-            self._column_forwards["rnn"](xh, lengths, pack_panels(w_ih, w_hh), b_ih + b_hh, out, relu, parts)
+            self._column_forwards["rnn"](xh, lengths, np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh),
+                                         b_ih + b_hh, out, relu, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
             self._rnn[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh), h0,

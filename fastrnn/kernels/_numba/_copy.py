@@ -41,3 +41,21 @@ def zero_rows(dst, rows):
         d = dst[r]
         for j in range(d.shape[0]):
             d[j] = 0
+
+
+@njit(**JIT_OPTIONS)
+def pack_unit_group(packed, w, col0, group, n_groups):
+    """Pack hidden-unit group ``group``'s rows of ``w`` into the 16-column panels the tiles read.
+
+    ``w`` (n_gates * H, K) as stored (gate-major, H = 16 * n_groups); ``packed`` (n_gates * n_groups,
+    >= col0 + K, 16): ``packed[q * n_groups + group, col0 + k, c] = w[q * H + 16 * group + c, k]`` for
+    every gate ``q`` (the layout of ``_driver.pack_panels``, one group's share of it).
+    """
+    n_gates = packed.shape[0] // n_groups
+    H = 16 * n_groups
+    for q in range(n_gates):
+        panel = packed[q * n_groups + group]
+        for c in range(16):
+            row = w[q * H + 16 * group + c]
+            for k in range(row.shape[0]):
+                panel[col0 + k, c] = row[k]

@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._chunks import chunk_bounds
-from ._copy import copy_row, copy_rows, fill_rows, zero_rows
+from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, zero_rows
 from ._sync import claim_item, finish_step, new_counters
 from ._tiles import GROUP, PANEL, add_one_row_times_three_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
@@ -123,13 +123,14 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
 
 
 @njit(**PARALLEL_OPTIONS)
-def gru_forward_columns(xh, lengths, packed_ih, b_ih, packed_hh, b_hh, out, gates, hidden_n, save, n_parts):
+def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_n, save, n_parts):
     """Run the GRU with each step's hidden units split across threads (batches smaller than the
     thread count). Needs ``H % 16 == 0``.
 
     xh        (T+1, B, I+H)  in: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in ``xh[0, :, I:]``; receives ``h_t`` in
                             ``xh[t+1, :, I:]`` (finished rows carried on: ``xh[T, :, I:]`` is h_n)
-    packed_ih (3G, I, 16), packed_hh (3G, H, 16), b_ih, b_hh (48G,): as :func:`gru_forward_recurrence` (H = 16G)
+    w_ih (3H, I), w_hh (3H, H)  the weights as stored (H = 16G), packed by the parts as in :func:`lstm_forward_columns`
+    b_ih, b_hh (3H,)         biases
     out, gates, hidden_n, save: as :func:`gru_forward_recurrence`
     n_parts   parts of the parallel loop (the thread count); they share the work as ``_sync`` says
 
@@ -139,15 +140,26 @@ def gru_forward_columns(xh, lengths, packed_ih, b_ih, packed_hh, b_hh, out, gate
     H = out.shape[2]
     I = xh.shape[2] - H
     n_groups = H // PANEL
-    claims, done = new_counters(T, n_parts)  # shared by the parts
+    packed_ih = np.empty((3 * n_groups, I, PANEL), dtype=xh.dtype)  # shared by the parts
+    packed_hh = np.empty((3 * n_groups, H, PANEL), dtype=xh.dtype)
+    claims, done = new_counters(T + 1, n_parts)  # step 0 packs, step t + 1 computes time step t
     one = one_of(xh)
     for part in prange(n_parts):
         from_x = np.empty(3 * PANEL, dtype=xh.dtype)
         from_h = np.empty(3 * PANEL, dtype=xh.dtype)
+        finished = 0
+        while True:
+            group = claim_item(claims, part, n_parts, n_groups, 0)
+            if group < 0:
+                break
+            pack_unit_group(packed_ih, w_ih, 0, group, n_groups)
+            pack_unit_group(packed_hh, w_hh, 0, group, n_groups)
+            finished += 1
+        finish_step(done, 0, finished, n_groups)
         for t in range(T):
             finished = 0
             while True:
-                group = claim_item(claims, part, n_parts, n_groups, t)
+                group = claim_item(claims, part, n_parts, n_groups, t + 1)
                 if group < 0:
                     break
                 u0 = group * PANEL
@@ -178,4 +190,4 @@ def gru_forward_columns(xh, lengths, packed_ih, b_ih, packed_hh, b_hh, out, gate
                         for q in range(3):
                             copy_row(gates[t, b, q * H + u0:q * H + u0 + PANEL], from_h[q * PANEL:(q + 1) * PANEL])
                 finished += 1
-            finish_step(done, t, finished, n_groups)
+            finish_step(done, t + 1, finished, n_groups)

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._chunks import chunk_bounds
-from ._copy import copy_row, copy_rows, fill_rows, zero_rows
+from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, zero_rows
 from ._sync import claim_item, finish_step, new_counters
 from ._tiles import GROUP, PANEL, add_one_row_times_four_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
@@ -126,14 +126,15 @@ def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, 
 
 
 @njit(**PARALLEL_OPTIONS)
-def lstm_forward_columns(xh, lengths, packed_w, bias, c, out, gates, tanh_c, c_states, save, n_parts):
+def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c_states, save, n_parts):
     """Run the LSTM with each step's hidden units split across threads (batches smaller than the
     thread count, where batch chunks would leave threads idle). Needs ``H % 16 == 0``.
 
     xh        (T+1, B, I+H)  in: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in ``xh[0, :, I:]``; receives ``h_t`` in
                             ``xh[t+1, :, I:]`` (a finished row's state is carried on, so ``xh[T, :, I:]`` is h_n).
                             Every step writes a fresh row, so no thread overwrites a state another still reads.
-    packed_w  (4G, I+H, 16)  ``[W_ih | W_hh]^T`` in 16-column panels, gate-major as for the batch kernel (H = 16G)
+    w_ih (4H, I), w_hh (4H, H)  the weights as stored (H = 16G); the parts first pack them into the batch
+                            kernel's panels, each the groups it owns (packing is the first step of shared work)
     bias      (64G,)         ``b_ih + b_hh``
     c         (B, H)         in: c0; out: c_n
     out, gates, tanh_c, c_states, save: as :func:`lstm_forward_recurrence`
@@ -145,14 +146,24 @@ def lstm_forward_columns(xh, lengths, packed_w, bias, c, out, gates, tanh_c, c_s
     H = c.shape[1]
     I = xh.shape[2] - H
     n_groups = H // PANEL
-    claims, done = new_counters(T, n_parts)  # shared by the parts
+    packed_w = np.empty((4 * n_groups, I + H, PANEL), dtype=xh.dtype)  # shared by the parts
+    claims, done = new_counters(T + 1, n_parts)  # step 0 packs, step t + 1 computes time step t
     for part in prange(n_parts):
         acc = np.empty(4 * PANEL, dtype=xh.dtype)
         tc = np.empty(PANEL, dtype=xh.dtype)
+        finished = 0
+        while True:
+            group = claim_item(claims, part, n_parts, n_groups, 0)
+            if group < 0:
+                break
+            pack_unit_group(packed_w, w_ih, 0, group, n_groups)
+            pack_unit_group(packed_w, w_hh, I, group, n_groups)
+            finished += 1
+        finish_step(done, 0, finished, n_groups)
         for t in range(T):
             finished = 0
             while True:
-                group = claim_item(claims, part, n_parts, n_groups, t)
+                group = claim_item(claims, part, n_parts, n_groups, t + 1)
                 if group < 0:
                     break
                 u0 = group * PANEL
@@ -187,4 +198,4 @@ def lstm_forward_columns(xh, lengths, packed_w, bias, c, out, gates, tanh_c, c_s
                         copy_row(tanh_c[t, b, u0:u0 + PANEL], tc)
                         copy_row(c_states[t, b, u0:u0 + PANEL], c_row)
                 finished += 1
-            finish_step(done, t, finished, n_groups)
+            finish_step(done, t + 1, finished, n_groups)

@@ -5,7 +5,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._chunks import chunk_bounds
-from ._copy import copy_row, copy_rows, fill_rows, zero_rows
+from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, zero_rows
 from ._sync import claim_item, finish_step, new_counters
 from ._tiles import GROUP, PANEL, add_one_row_times_panels, add_rows_times_panels
 from .activations import one_of, tanh
@@ -93,13 +93,14 @@ def rnn_backward_recurrence(grad_out, lengths, packed_w_hh, out, dh, d_pre, relu
 
 
 @njit(**PARALLEL_OPTIONS)
-def rnn_forward_columns(xh, lengths, packed_w, bias, out, relu, n_parts):
+def rnn_forward_columns(xh, lengths, w_ih, w_hh, bias, out, relu, n_parts):
     """Run the RNN with each step's hidden units split across threads (batches smaller than the
     thread count). Needs ``H % 16 == 0``.
 
     xh        (T+1, B, I+H)  in: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in ``xh[0, :, I:]``; receives ``h_t`` in
                             ``xh[t+1, :, I:]`` (finished rows carried on: ``xh[T, :, I:]`` is h_n)
-    packed_w, bias, out, relu: as :func:`rnn_forward_recurrence`
+    w_ih (H, I), w_hh (H, H)  the weights as stored (H = 16G), packed by the parts as in the LSTM's column kernel
+    bias, out, relu: as :func:`rnn_forward_recurrence`
     n_parts   parts of the parallel loop (the thread count); they share the work as ``_sync`` says
 
     A work item is one 16-unit panel and its activation.
@@ -108,14 +109,24 @@ def rnn_forward_columns(xh, lengths, packed_w, bias, out, relu, n_parts):
     H = out.shape[2]
     I = xh.shape[2] - H
     n_groups = H // PANEL
-    claims, done = new_counters(T, n_parts)  # shared by the parts
+    packed_w = np.empty((n_groups, I + H, PANEL), dtype=xh.dtype)  # shared by the parts
+    claims, done = new_counters(T + 1, n_parts)  # step 0 packs, step t + 1 computes time step t
     zero = one_of(xh) - one_of(xh)
     for part in prange(n_parts):
         acc = np.empty(PANEL, dtype=xh.dtype)
+        finished = 0
+        while True:
+            group = claim_item(claims, part, n_parts, n_groups, 0)
+            if group < 0:
+                break
+            pack_unit_group(packed_w, w_ih, 0, group, n_groups)
+            pack_unit_group(packed_w, w_hh, I, group, n_groups)
+            finished += 1
+        finish_step(done, 0, finished, n_groups)
         for t in range(T):
             finished = 0
             while True:
-                group = claim_item(claims, part, n_parts, n_groups, t)
+                group = claim_item(claims, part, n_parts, n_groups, t + 1)
                 if group < 0:
                     break
                 u0 = group * PANEL
@@ -134,4 +145,4 @@ def rnn_forward_columns(xh, lengths, packed_w, bias, out, relu, n_parts):
                             h_row[j] = tanh(acc[j])
                     copy_row(out[b, t, u0:u0 + PANEL], h_row)
                 finished += 1
-            finish_step(done, t, finished, n_groups)
+            finish_step(done, t + 1, finished, n_groups)
