@@ -50,14 +50,14 @@ The weights come packed in panels of {PANEL} columns, ``packed[p, k, c] = W[k, {
 from numba import njit
 
 from .activations import one_of
-from .config import JIT_OPTIONS
+from .config import TILE_OPTIONS
 
 PANEL = {PANEL}
 ROWS = 4  # batch rows per tile in add_four_rows_times_panels
 GROUP = 16  # rows whose products are computed before their gate pass (add_rows_times_panels)
 
 
-@njit(**JIT_OPTIONS)
+@njit(**TILE_OPTIONS)
 def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p1):
     """``acc[acc_row0 + r, cols] += vectors[row0 + r, col0:col0 + K] @ W[:, cols]`` for ``r < 4``, where
     ``cols`` are the columns of panels ``p0 .. p1 - 1``.
@@ -75,7 +75,7 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
 '''
     four = _body_lines(4, PANEL, lambda r: f"acc{r}", lambda r: f"row{r}_", lambda p: "panel")
     lines = header.splitlines() + ["        " + line for line in four]
-    lines += ["", "", "@njit(**JIT_OPTIONS)",
+    lines += ["", "", "@njit(**TILE_OPTIONS)",
               "def add_one_row_times_panels(acc_row, vector, col0, packed):",
               f'    """``acc_row += vector[col0:col0 + K] @ W`` for a single row (the B = 1 case).',
               "",
@@ -96,7 +96,7 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
     one = _body_lines(1, PANEL, lambda r: "acc_row", lambda r: "vector", lambda p: "last")
     lines += ["        " + line for line in one]
     for count, word in ((4, "four"), (3, "three")):
-        lines += ["", "", "@njit(**JIT_OPTIONS)",
+        lines += ["", "", "@njit(**TILE_OPTIONS)",
                   f"def add_one_row_times_{word}_panels(acc, vector, col0, packed, p0, stride):",
                   f'    """``acc[{PANEL} q:{PANEL} (q + 1)] += vector[col0:col0 + K] @ W[:, panel p0 + q * stride]`` for '
                   f'``q < {count}``.',
@@ -112,7 +112,7 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
         lines += [f"    panel{q} = packed[p0 + {q} * stride]" for q in range(count)]
         body = _body_lines(1, count * PANEL, lambda r: "acc", lambda r: "vector", lambda p: f"panel{p}")
         lines += ["    " + line for line in body]
-    lines += ["", "", "@njit(**JIT_OPTIONS)",
+    lines += ["", "", "@njit(**TILE_OPTIONS)",
               "def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):",
               f'    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for ``r < rows`` (``rows <= GROUP``).',
               "",

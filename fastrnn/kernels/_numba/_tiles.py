@@ -6,14 +6,14 @@ The weights come packed in panels of 16 columns, ``packed[p, k, c] = W[k, 16 * p
 from numba import njit
 
 from .activations import one_of
-from .config import JIT_OPTIONS
+from .config import TILE_OPTIONS
 
 PANEL = 16
 ROWS = 4  # batch rows per tile in add_four_rows_times_panels
 GROUP = 16  # rows whose products are computed before their gate pass (add_rows_times_panels)
 
 
-@njit(**JIT_OPTIONS)
+@njit(**TILE_OPTIONS)
 def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p1):
     """``acc[acc_row0 + r, cols] += vectors[row0 + r, col0:col0 + K] @ W[:, cols]`` for ``r < 4``, where
     ``cols`` are the columns of panels ``p0 .. p1 - 1``.
@@ -236,7 +236,7 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
         out3[15] += a3_15
 
 
-@njit(**JIT_OPTIONS)
+@njit(**TILE_OPTIONS)
 def add_one_row_times_panels(acc_row, vector, col0, packed):
     """``acc_row += vector[col0:col0 + K] @ W`` for a single row (the B = 1 case).
 
@@ -408,7 +408,7 @@ def add_one_row_times_panels(acc_row, vector, col0, packed):
         out0[15] += a0_15
 
 
-@njit(**JIT_OPTIONS)
+@njit(**TILE_OPTIONS)
 def add_one_row_times_four_panels(acc, vector, col0, packed, p0, stride):
     """``acc[16 q:16 (q + 1)] += vector[col0:col0 + K] @ W[:, panel p0 + q * stride]`` for ``q < 4``.
 
@@ -625,7 +625,7 @@ def add_one_row_times_four_panels(acc, vector, col0, packed, p0, stride):
     out0[63] += a0_63
 
 
-@njit(**JIT_OPTIONS)
+@njit(**TILE_OPTIONS)
 def add_one_row_times_three_panels(acc, vector, col0, packed, p0, stride):
     """``acc[16 q:16 (q + 1)] += vector[col0:col0 + K] @ W[:, panel p0 + q * stride]`` for ``q < 3``.
 
@@ -792,7 +792,7 @@ def add_one_row_times_three_panels(acc, vector, col0, packed, p0, stride):
     out0[47] += a0_47
 
 
-@njit(**JIT_OPTIONS)
+@njit(**TILE_OPTIONS)
 def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):
     """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for ``r < rows`` (``rows <= GROUP``).
 
