@@ -106,6 +106,41 @@ def test_generated_register_tiles_are_up_to_date():
         assert fh.read() == _generate_tiles.source(), "run python -m fastrnn.kernels._numba._generate_tiles"
 
 
+
+def test_register_tile_compiles_to_packed_fmas_without_spills():
+    """The 4-row tile must become packed FMAs over the columns with its accumulators in registers.
+
+    A compiler flag or CPU that lets LLVM vectorise the k loop instead (``reassoc`` on an AVX-512
+    CPU did) spills the accumulators to the stack and runs ~15x slower; this catches it from the
+    generated assembly, with no timing.
+    """
+    import re
+
+    numba = pytest.importorskip("numba")
+    import llvmlite.binding as llvm
+
+    from fastrnn.kernels._numba import _tiles
+    from fastrnn.kernels._numba.config import TILE_OPTIONS
+
+    if "+fma" not in llvm.get_host_cpu_features().flatten():
+        pytest.skip("this CPU has no FMA instructions")
+    fresh = numba.njit(**dict(TILE_OPTIONS, cache=False))(_tiles.add_four_rows_times_panels.py_func)
+    packed, vectors = np.ones((2, 8, 16), np.float32), np.ones((4, 8), np.float32)
+    acc = np.zeros((4, 32), np.float32)
+    slp = numba.config.SLP_VECTORIZE
+    numba.config.SLP_VECTORIZE = 1  # as fastrnn.kernels._numba compiles its kernels
+    try:
+        fresh(acc, 0, vectors, 0, 0, packed, 0, 2)
+    finally:
+        numba.config.SLP_VECTORIZE = slp
+    np.testing.assert_array_equal(acc, 8.0)
+    asm = next(iter(fresh.inspect_asm().values()))
+    packed_fmas = re.findall(r"vfmadd\d+ps\s[^\n]*%[yz]mm", asm)
+    scalar_fmas = re.findall(r"vfmadd\d+ss", asm)
+    vector_spills = re.findall(r"vmov\w+\s+%[yz]mm\d+, -?\d*\(%rsp\)", asm)
+    assert len(packed_fmas) >= 4 and not scalar_fmas, (len(packed_fmas), len(scalar_fmas))
+    assert len(vector_spills) <= 16, f"{len(vector_spills)} vector registers spilled to the stack"
+
 def _numba_kernels_splitting_columns(parts):
     """The Numba backend's kernel functions, told the thread count is ``parts`` (so a batch of one
     takes the column-split kernels with ``parts`` parts, whatever the machine has)."""
