@@ -117,7 +117,7 @@ def make_training_step(layer, x, y, seed=0):
         grad_pred = (2.0 / pred.size) * (pred - y)
         grad_output = np.zeros_like(output)
         grad_output[:, -1, :] = head.backward(grad_pred.astype(np.float32, copy=False))
-        layer.backward(grad_output)
+        layer.backward(grad_output, need_input_grad=False)  # x is data, as in PyTorch's step (no requires_grad)
         update()
         return batch
 

@@ -168,6 +168,30 @@ def test_backend_matches_reference_layer(backend, dtype, cell):
         assert relative_error(a["grads"][name], b["grads"][name]) <= RTOL[dtype], name
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_backward_without_input_gradient_gives_the_same_weight_gradients(backend, cell):
+    """``need_input_grad=False`` (inputs that are data) returns None and changes no other gradient:
+    only the bottom layer's product with ``W_ih`` is skipped, the layers above still get theirs."""
+    rng = np.random.default_rng(5)
+    layer = make_layer(cell, 5, 16, np.float32, backend, num_layers=2, bidirectional=True, random_state=1)
+    x, lengths, h0, c0, grad_output, grad_h_n, grad_c_n = random_problem(rng, layer, 6, 9, ragged=True,
+                                                                        with_state=True)
+    lstm = layer.cell == "lstm"
+    results = []
+    for need_input_grad in (True, False):
+        layer.forward(x, lengths, h0, c0) if lstm else layer.forward(x, lengths, h0)
+        extra = (grad_c_n,) if lstm else ()
+        grad_x = layer.backward(grad_output, grad_h_n, *extra, need_input_grad=need_input_grad)
+        results.append((grad_x, {k: v.copy() for k, v in layer.grads.items()}, layer.grad_h0.copy()))
+    (grad_x, grads, grad_h0), (no_grad_x, grads_without, grad_h0_without) = results
+    assert grad_x.shape == x.shape and no_grad_x is None
+    assert grads.keys() == grads_without.keys()
+    for name in grads:
+        np.testing.assert_array_equal(grads_without[name], grads[name], err_msg=name)
+    np.testing.assert_array_equal(grad_h0_without, grad_h0)
+
+
 # ------------------------------------------------------------------ state dicts, dropout, modes
 def test_state_dict_round_trip_with_pytorch():
     layer = frnn.LSTM(4, 6, num_layers=2, bidirectional=True, dtype=np.float64, random_state=0)

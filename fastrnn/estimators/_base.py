@@ -171,14 +171,14 @@ class BaseRecurrentEstimator(BaseEstimator):
     def _backward_features(self, grad_features, X_shape):
         N, T = X_shape[:2]
         if self.output == "sequence":
-            self.model_.backward(grad_features)
+            self.model_.backward(grad_features, need_input_grad=False)  # X is data
             return
         D, L, H = (2 if self.bidirectional else 1), self.num_layers, self.hidden_size
         grad_h_n = np.zeros((L * D, N, H), dtype=grad_features.dtype)
         for d in range(D):
             grad_h_n[(L - 1) * D + d] = grad_features[:, d * H:(d + 1) * H]
         zeros = np.zeros((N, T, D * H), dtype=grad_features.dtype)
-        self.model_.backward(zeros, grad_h_n)
+        self.model_.backward(zeros, grad_h_n, need_input_grad=False)
 
     def _raw_outputs(self, X, lengths, scaled=True, state=None, return_state=False):
         """Head outputs in batches of PREDICT_BATCH_SIZE: (N, k) or (N, T, k).

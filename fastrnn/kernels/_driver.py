@@ -86,13 +86,14 @@ def _stacked_inputs(x, h0):
     return xh
 
 
-def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=None):
+def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=None, need_grad_x=True):
     """The GEMMs after a backward time loop, split over ``threads`` (see :mod:`._split_gemm`).
 
     ``out`` (T, B, H) may be a view. ``d_pre`` (T, B, G*H) is the gradient at the gate
     pre-activations, which both projections share, except for GRU's n gate, where ``r`` scales only
     the recurrent side: then ``d_pre`` holds the recurrent side and ``d_pre_x_tail`` (T, B, H) the
-    input side's last H columns. Returns ``(grad_x, (gw_ih, gw_hh, gb_ih, gb_hh))``.
+    input side's last H columns. Returns ``(grad_x, (gw_ih, gw_hh, gb_ih, gb_hh))``; ``grad_x`` is None
+    when ``need_grad_x`` is False (a bottom layer fed with data: its product with ``W_ih`` is skipped).
     """
     T, B, I = x.shape
     H = out.shape[2]
@@ -105,7 +106,7 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
     G = d2.shape[1]
     split = G if d_pre_x_tail is None else G - H  # columns of d_pre that the input side shares
     tail2 = None if d_pre_x_tail is None else d_pre_x_tail.reshape(T * B, H)
-    grad_x = np.empty((T * B, I), dtype=x.dtype)
+    grad_x = np.empty((T * B, I), dtype=x.dtype) if need_grad_x else None
     gw_ih = np.empty((G, I), dtype=x.dtype)
     gw_hh = np.empty((G, H), dtype=x.dtype)
     gate_rows, step_rows = row_bounds(G, threads), row_bounds(T * B, threads)
@@ -117,16 +118,18 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
             np.matmul(d2[:, a:min(b, split)].T, x2, out=gw_ih[a:min(b, split)])
         if b > split:
             np.matmul(tail2[:, max(a, split) - split:b - split].T, x2, out=gw_ih[max(a, split):b])
+        if grad_x is None:
+            return
         np.matmul(d2[c:d, :split], w_ih[:split], out=grad_x[c:d])
         if tail2 is not None:
             grad_x[c:d] += tail2[c:d] @ w_ih[split:]
 
-    run_parts(part, threads, flops=2.0 * T * B * G * (2 * I + H))
+    run_parts(part, threads, flops=2.0 * T * B * G * ((2 if need_grad_x else 1) * I + H))
     gb_hh = d2.sum(axis=0)
     gb_ih = gb_hh.copy()
     if tail2 is not None:
         gb_ih[split:] = tail2.sum(axis=0)
-    return grad_x.reshape(T, B, I), (gw_ih, gw_hh, gb_ih, gb_hh)
+    return (None if grad_x is None else grad_x.reshape(T, B, I)), (gw_ih, gw_hh, gb_ih, gb_hh)
 
 
 class FusedKernels:
@@ -178,7 +181,7 @@ class FusedKernels:
                      c_states=c_states) if need_grad else None
         return out.transpose(1, 0, 2), h_n, c_n, cache
 
-    def lstm_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n):
+    def lstm_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n, need_grad_x=True):
         w_ih, w_hh = weights[:2]
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh, dc = _zeros_or_copy(grad_h_n, h0), _zeros_or_copy(grad_c_n, h0)
@@ -186,7 +189,8 @@ class FusedKernels:
         self._lstm[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
                       cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre,
                       self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, self._num_threads())
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, self._num_threads(),
+                                                   need_grad_x=need_grad_x)
         return grad_x, dh, dc, grads
 
     # ---------------------------------------------------------------- GRU
@@ -211,7 +215,7 @@ class FusedKernels:
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
 
-    def gru_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n=None):
+    def gru_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n=None, need_grad_x=True):
         w_ih, w_hh = weights[:2]
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh = _zeros_or_copy(grad_h_n, h0)
@@ -221,7 +225,8 @@ class FusedKernels:
                      h0, out, cache["gates"], cache["hidden_n"], dh, dn_from_x, d_from_h,
                      self._chunk_count(x.shape[1]))
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_h,
-                                                   self._num_threads(), d_pre_x_tail=dn_from_x)
+                                                   self._num_threads(), d_pre_x_tail=dn_from_x,
+                                                   need_grad_x=need_grad_x)
         return grad_x, dh, None, grads
 
     # ---------------------------------------------------------------- vanilla RNN
@@ -251,14 +256,15 @@ class FusedKernels:
     def rnn_relu_forward(self, x, lengths, weights, h0, c0=None, need_grad=True):
         return self._rnn_forward(x, lengths, weights, h0, True, need_grad)
 
-    def rnn_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n=None):
+    def rnn_backward(self, weights, cache, grad_out, grad_h_n, grad_c_n=None, need_grad_x=True):
         w_ih, w_hh = weights[:2]
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh = _zeros_or_copy(grad_h_n, h0)
         d_pre = np.zeros(x.shape[:2] + out.shape[2:], dtype=x.dtype)
         self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
                      out, dh, d_pre, cache["relu"], self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, self._num_threads())
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, self._num_threads(),
+                                                   need_grad_x=need_grad_x)
         return grad_x, dh, None, grads
 
     def export(self):

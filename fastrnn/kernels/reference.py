@@ -18,8 +18,10 @@ Layout is time-major and one direction of one layer:
 -> (out (T, B, H), h_n (B, H), c_n (B, H) or None, cache)``; with ``need_grad=False`` nothing is saved
 for a backward pass and ``cache`` is None (inference).
 
-``backward(weights, cache, grad_out, grad_h_n, grad_c_n)
--> (grad_x (T, B, I), grad_h0 (B, H), grad_c0 (B, H) or None, (gw_ih, gw_hh, gb_ih, gb_hh))``
+``backward(weights, cache, grad_out, grad_h_n, grad_c_n, need_grad_x=True)
+-> (grad_x (T, B, I), grad_h0 (B, H), grad_c0 (B, H) or None, (gw_ih, gw_hh, gb_ih, gb_hh))``;
+``grad_x`` is None when ``need_grad_x`` is False (compiled backends then skip its product; this
+reference computes it anyway, for readability, and drops it).
 
 ``grad_out`` is (T, B, H); ``grad_h_n``/``grad_c_n`` are (B, H) or ``None`` (meaning zero).
 ``cache`` is whatever the backend's forward saved; only the same backend's backward reads it.
@@ -67,7 +69,7 @@ def lstm_forward(x, lengths, weights, h0, c0, need_grad=True):
     return out, h, c, (cache if need_grad else None)
 
 
-def lstm_backward(weights, cache, grad_out, grad_h_n, grad_c_n):
+def lstm_backward(weights, cache, grad_out, grad_h_n, grad_c_n, need_grad_x=True):
     w_ih, w_hh, b_ih, b_hh = weights
     x, lengths = cache["x"], cache["lengths"]
     T = x.shape[0]
@@ -95,7 +97,7 @@ def lstm_backward(weights, cache, grad_out, grad_h_n, grad_c_n):
         gb += d_pre.sum(axis=0)
         dh = np.where(running, d_pre @ w_hh, dh)
         dc = np.where(running, dc_t * f, dc)
-    return grad_x, dh, dc, (gw_ih, gw_hh, gb, gb.copy())
+    return (grad_x if need_grad_x else None), dh, dc, (gw_ih, gw_hh, gb, gb.copy())
 
 
 # ---------------------------------------------------------------- GRU
@@ -122,7 +124,7 @@ def gru_forward(x, lengths, weights, h0, c0=None, need_grad=True):
     return out, h, None, (cache if need_grad else None)
 
 
-def gru_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):
+def gru_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None, need_grad_x=True):
     w_ih, w_hh, b_ih, b_hh = weights
     x, lengths = cache["x"], cache["lengths"]
     T = x.shape[0]
@@ -146,7 +148,7 @@ def gru_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):
         gb_ih += d_from_x.sum(axis=0)
         gb_hh += d_from_h.sum(axis=0)
         dh = np.where(running, dh_t * z + d_from_h @ w_hh, dh)
-    return grad_x, dh, None, (gw_ih, gw_hh, gb_ih, gb_hh)
+    return (grad_x if need_grad_x else None), dh, None, (gw_ih, gw_hh, gb_ih, gb_hh)
 
 
 # ---------------------------------------------------------------- vanilla RNN
@@ -166,7 +168,7 @@ def _rnn_forward(x, lengths, weights, h0, activation, need_grad):
     return out, h, None, (cache if need_grad else None)
 
 
-def _rnn_backward(weights, cache, grad_out, grad_h_n, activation_grad):
+def _rnn_backward(weights, cache, grad_out, grad_h_n, activation_grad, need_grad_x):
     w_ih, w_hh, b_ih, b_hh = weights
     x, lengths = cache["x"], cache["lengths"]
     T = x.shape[0]
@@ -182,21 +184,21 @@ def _rnn_backward(weights, cache, grad_out, grad_h_n, activation_grad):
         gw_hh += d_pre.T @ cache["h_prev"][t]
         gb += d_pre.sum(axis=0)
         dh = np.where(running, d_pre @ w_hh, dh)
-    return grad_x, dh, None, (gw_ih, gw_hh, gb, gb.copy())
+    return (grad_x if need_grad_x else None), dh, None, (gw_ih, gw_hh, gb, gb.copy())
 
 
 def rnn_tanh_forward(x, lengths, weights, h0, c0=None, need_grad=True):
     return _rnn_forward(x, lengths, weights, h0, np.tanh, need_grad)
 
 
-def rnn_tanh_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):
+def rnn_tanh_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None, need_grad_x=True):
     # tanh'(a) expressed through its output h = tanh(a)
-    return _rnn_backward(weights, cache, grad_out, grad_h_n, lambda h: 1.0 - h ** 2)
+    return _rnn_backward(weights, cache, grad_out, grad_h_n, lambda h: 1.0 - h ** 2, need_grad_x)
 
 
 def rnn_relu_forward(x, lengths, weights, h0, c0=None, need_grad=True):
     return _rnn_forward(x, lengths, weights, h0, lambda a: np.maximum(a, 0.0), need_grad)
 
 
-def rnn_relu_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None):
-    return _rnn_backward(weights, cache, grad_out, grad_h_n, lambda h: (h > 0).astype(h.dtype))
+def rnn_relu_backward(weights, cache, grad_out, grad_h_n, grad_c_n=None, need_grad_x=True):
+    return _rnn_backward(weights, cache, grad_out, grad_h_n, lambda h: (h > 0).astype(h.dtype), need_grad_x)

@@ -211,7 +211,7 @@ class _RecurrentStack:
         output = np.ascontiguousarray(seq.transpose(1, 0, 2))
         return output, h_n, c_n
 
-    def _backward(self, grad_output, grad_h_n, grad_c_n):
+    def _backward(self, grad_output, grad_h_n, grad_c_n, need_input_grad=True):
         if self._saved is None:
             raise RuntimeError("backward() needs a preceding forward() call on this layer "
                                "(with need_grad=True)")
@@ -234,6 +234,7 @@ class _RecurrentStack:
         grad_seq = np.ascontiguousarray(grad_output.transpose(1, 0, 2))
         for layer in reversed(range(L)):
             grad_inputs = None
+            need_grad_x = need_input_grad or layer > 0  # the bottom layer's is the caller's to want
             for direction in range(D):
                 index = layer * D + direction
                 grad_out = np.ascontiguousarray(grad_seq[:, :, direction * H:(direction + 1) * H])
@@ -243,20 +244,21 @@ class _RecurrentStack:
                 grad_x, gh0, gc0, grad_weights = backward(
                     weights, saved["caches"][index], grad_out,
                     None if grad_h_n is None else np.ascontiguousarray(grad_h_n[index]),
-                    None if grad_c_n is None else np.ascontiguousarray(grad_c_n[index]))
-                if direction:
-                    grad_x = reverse_within_lengths(grad_x, lengths)
-                grad_inputs = grad_x if grad_inputs is None else grad_inputs + grad_x
+                    None if grad_c_n is None else np.ascontiguousarray(grad_c_n[index]), need_grad_x=need_grad_x)
+                if need_grad_x:
+                    if direction:
+                        grad_x = reverse_within_lengths(grad_x, lengths)
+                    grad_inputs = grad_x if grad_inputs is None else grad_inputs + grad_x
                 grad_h0[index] = gh0
                 if grad_c0 is not None:
                     grad_c0[index] = gc0
                 grads.update(zip(self._param_names(layer, direction), grad_weights))
-            if saved["masks"][layer] is not None:
+            if saved["masks"][layer] is not None and grad_inputs is not None:
                 grad_inputs = grad_inputs * saved["masks"][layer]
             grad_seq = grad_inputs
         self.grads = grads
         self.grad_h0, self.grad_c0 = grad_h0, grad_c0
-        return np.ascontiguousarray(grad_seq.transpose(1, 0, 2))
+        return None if grad_seq is None else np.ascontiguousarray(grad_seq.transpose(1, 0, 2))
 
     def step(self, x_t, state=None):
         """Advance one time step, for online use: ``x_t`` is ``(B, I)``.
@@ -309,8 +311,10 @@ class LSTM(_RecurrentStack):
 
     ``forward(x (N, T, I), lengths=None, h0=None, c0=None, *, need_grad=True)`` returns
     ``(output (N, T, D*H), h_n (D*L, N, H), c_n (D*L, N, H))`` (``need_grad=False``: inference only,
-    nothing kept for backward); ``backward(grad_output, grad_h_n=None, grad_c_n=None)``
-    returns the input gradient ``(N, T, I)`` and fills :attr:`grads`, :attr:`grad_h0`, :attr:`grad_c0`.
+    nothing kept for backward); ``backward(grad_output, grad_h_n=None, grad_c_n=None, *,
+    need_input_grad=True)`` returns the input gradient ``(N, T, I)`` (None with
+    ``need_input_grad=False``, which skips its product: for inputs that are data) and fills
+    :attr:`grads`, :attr:`grad_h0`, :attr:`grad_c0`.
     """
 
     _gate_count = 4
@@ -320,8 +324,8 @@ class LSTM(_RecurrentStack):
     def forward(self, x, lengths=None, h0=None, c0=None, *, need_grad=True):
         return self._forward(x, lengths, h0, c0, need_grad)
 
-    def backward(self, grad_output, grad_h_n=None, grad_c_n=None):
-        return self._backward(grad_output, grad_h_n, grad_c_n)
+    def backward(self, grad_output, grad_h_n=None, grad_c_n=None, *, need_input_grad=True):
+        return self._backward(grad_output, grad_h_n, grad_c_n, need_input_grad)
 
     __call__ = forward
 
@@ -331,7 +335,8 @@ class GRU(_RecurrentStack):
     r * (W_hn h + b_hn))``; ``batch_first=True``).
 
     ``forward(x (N, T, I), lengths=None, h0=None)`` returns ``(output (N, T, D*H), h_n (D*L, N, H))``;
-    ``backward(grad_output, grad_h_n=None)`` returns the input gradient and fills :attr:`grads`.
+    ``backward(grad_output, grad_h_n=None, *, need_input_grad=True)`` returns the input gradient
+    (None with ``need_input_grad=False``) and fills :attr:`grads`.
     """
 
     _gate_count = 3
@@ -341,8 +346,8 @@ class GRU(_RecurrentStack):
         output, h_n, _ = self._forward(x, lengths, h0, None, need_grad)
         return output, h_n
 
-    def backward(self, grad_output, grad_h_n=None):
-        return self._backward(grad_output, grad_h_n, None)
+    def backward(self, grad_output, grad_h_n=None, *, need_input_grad=True):
+        return self._backward(grad_output, grad_h_n, None, need_input_grad)
 
     __call__ = forward
 
@@ -351,7 +356,8 @@ class RNN(_RecurrentStack):
     """Vanilla (Elman) RNN stack with ``nonlinearity="tanh"`` or ``"relu"``, PyTorch-compatible.
 
     ``forward(x (N, T, I), lengths=None, h0=None)`` returns ``(output (N, T, D*H), h_n (D*L, N, H))``;
-    ``backward(grad_output, grad_h_n=None)`` returns the input gradient and fills :attr:`grads`.
+    ``backward(grad_output, grad_h_n=None, *, need_input_grad=True)`` returns the input gradient
+    (None with ``need_input_grad=False``) and fills :attr:`grads`.
     """
 
     _gate_count = 1
@@ -372,7 +378,7 @@ class RNN(_RecurrentStack):
         output, h_n, _ = self._forward(x, lengths, h0, None, need_grad)
         return output, h_n
 
-    def backward(self, grad_output, grad_h_n=None):
-        return self._backward(grad_output, grad_h_n, None)
+    def backward(self, grad_output, grad_h_n=None, *, need_input_grad=True):
+        return self._backward(grad_output, grad_h_n, None, need_input_grad)
 
     __call__ = forward
