@@ -64,5 +64,14 @@ def forward_flops(shape, cell):
 
 
 def step_flops(shape, cell, mode):
-    """FLOPs of one call: the forward, or ~3x it for a training step (forward + two backward GEMMs)."""
-    return forward_flops(shape, cell) * (3 if mode == "training" else 1)
+    """FLOPs of one call: the forward; for a training step also the backward GEMMs.
+
+    The backward repeats each layer's products twice (the weight gradients, and the gradients sent
+    to the previous step and the layer below), except the bottom layer's input gradient: the inputs
+    are data, so neither fastrnn (``need_input_grad=False``) nor PyTorch (no ``requires_grad``)
+    needs it. So a training step is ``3 * forward - 2*T*B*G*H*I``.
+    """
+    forward = forward_flops(shape, cell)
+    if mode != "training":
+        return forward
+    return 3 * forward - 2 * shape.T * shape.B * GATES[cell] * shape.H * shape.I
