@@ -12,7 +12,8 @@ with ``inter_op_num_threads=1``). Inference = forward over the whole sequence (P
 Adam update (ONNX Runtime: inference only). Each call is timed once cold ("first call", includes JIT
 compilation the first time a kernel family is used in the process) and then, after a warm-up, as the
 fastest single call over ``--repeats`` repeats of at least ``--min-time`` seconds each. Ratios are peer ms / fastrnn ms: above 1 means fastrnn is
-faster. GFLOP/s counts ``2*T*B*G*H*(I+H)`` per layer for inference and 3x that for training; "% peak"
+faster. GFLOP/s counts ``2*T*B*G*H*(I+H)`` per layer for inference and 3x that for training, less the
+bottom layer's input gradient (``shapes.step_flops``); "% peak"
 divides by NumPy's sgemm GFLOP/s measured at the same thread count in the same run.
 """
 import argparse
