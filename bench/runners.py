@@ -74,7 +74,9 @@ def fastrnn_call(shape, cell, mode, backend, x, y, state):
     if mode == "training":
         return make_training_step(layer, x, y)
     layer.eval()
-    return lambda: layer.forward(x)
+    # need_grad=False: inference does not keep the activations a backward pass would read (the peers'
+    # inference, under torch.no_grad and in ONNX Runtime, does not either).
+    return lambda: layer.forward(x, need_grad=False)
 
 
 def _torch_model(shape, cell, state):
