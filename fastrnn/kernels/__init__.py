@@ -161,6 +161,14 @@ def _usable_after_fork(name):
     return fallback
 
 
+def compiled_adam_update():
+    """The Numba backend's one-pass Adam update (:func:`fastrnn.kernels._numba.optim.adam_update`), or
+    None where Numba does not import (the optimiser then uses NumPy). It is not a parallel kernel, so
+    it is safe in processes forked after OpenMP started."""
+    module = _load("numba")
+    return None if module is None else module.adam_update
+
+
 def cell_kernels(cell, backend="auto"):
     """Return ``(forward, backward)`` of ``cell`` (one of :data:`CELLS`) for ``backend``."""
     if cell not in CELLS:

@@ -9,6 +9,7 @@ from .._driver import FusedKernels
 from ._chunks import chunk_count
 from .gru import gru_backward_recurrence, gru_forward_columns, gru_forward_recurrence
 from .lstm import lstm_backward_recurrence, lstm_forward_columns, lstm_forward_recurrence
+from .optim import adam_update
 from .rnn import rnn_backward_recurrence, rnn_forward_columns, rnn_forward_recurrence
 
 
@@ -70,4 +71,4 @@ def openmp_threads_started():
         return False
 
 
-__all__ = sorted(_kernels.export()) + ["get_num_threads", "openmp_threads_started", "set_num_threads"]
+__all__ = sorted(_kernels.export()) + ["adam_update", "get_num_threads", "openmp_threads_started", "set_num_threads"]
