@@ -11,7 +11,7 @@ backward loop the weight and input gradients are GEMMs here.
 """
 import numpy as np
 
-from ._split_gemm import row_bounds, run_parts
+from ._split_gemm import parts_for, row_bounds, run_parts
 
 PANEL = 16  # columns per packed weight panel (the tile width of the kernels)
 
@@ -109,7 +109,8 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
     grad_x = np.empty((T * B, I), dtype=x.dtype) if need_grad_x else None
     gw_ih = np.empty((G, I), dtype=x.dtype)
     gw_hh = np.empty((G, H), dtype=x.dtype)
-    gate_rows, step_rows = row_bounds(G, threads), row_bounds(T * B, threads)
+    parts = parts_for(2.0 * T * B * G * ((2 if need_grad_x else 1) * I + H), threads)
+    gate_rows, step_rows = row_bounds(G, parts), row_bounds(T * B, parts)
 
     def part(k):  # one row block of each output
         (a, b), (c, d) = gate_rows[k], step_rows[k]
@@ -124,7 +125,7 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
         if tail2 is not None:
             grad_x[c:d] += tail2[c:d] @ w_ih[split:]
 
-    run_parts(part, threads, flops=2.0 * T * B * G * ((2 if need_grad_x else 1) * I + H))
+    run_parts(part, parts)
     gb_hh = d2.sum(axis=0)
     gb_ih = gb_hh.copy()
     if tail2 is not None:
