@@ -156,8 +156,9 @@ def _numba_kernels_splitting_columns(parts):
 
 def _column_split_matches_reference(parts, dtype):
     kernels = _numba_kernels_splitting_columns(parts)
-    for cell in CELLS:
-        x, lengths, weights, h0, c0, grad_out, grad_h_n, grad_c_n = problem(cell, dtype, 7, 1, 3, 80, False, True)
+    # H = 80, 96, 112: 5, 6, 7 groups of 16 units, so the LSTM backward blocks of up to 4 groups come in every size
+    for cell, hidden in [(cell, 80) for cell in CELLS] + [("lstm", 96), ("lstm", 112)]:
+        x, lengths, weights, h0, c0, grad_out, grad_h_n, grad_c_n = problem(cell, dtype, 7, 1, 3, hidden, False, True)
         for length in (7, 4):  # the whole sequence; one that ends early (its state is carried on)
             lengths[:] = length
             fast = getattr(kernels, f"{cell}_forward")(x, lengths, weights, h0, c0)

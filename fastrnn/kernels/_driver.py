@@ -140,7 +140,7 @@ class FusedKernels:
     COLUMN_SPLIT_MIN_HIDDEN = 64
 
     def __init__(self, *, lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward, rnn_backward,
-                 chunk_count, num_threads, column_forwards=None):
+                 chunk_count, num_threads, column_forwards=None, column_backwards=None):
         self._lstm = (lstm_forward, lstm_backward)
         self._gru = (gru_forward, gru_backward)
         self._rnn = (rnn_forward, rnn_backward)
@@ -149,10 +149,14 @@ class FusedKernels:
         # Optional {cell: forward kernel} that split each step's hidden units across threads, for
         # batches too small to give every thread rows of its own.
         self._column_forwards = column_forwards or {}
+        self._column_backwards = column_backwards or {}  # likewise for backward loops (same arguments as
+        # the batch kernel's, with W_hh as stored instead of packed)
 
-    def _column_parts(self, cell, B, H):
-        """Threads to split each step's hidden units over, or 0 to split the batch instead."""
-        if cell not in self._column_forwards or H % PANEL or H < self.COLUMN_SPLIT_MIN_HIDDEN:
+    def _column_parts(self, cell, B, H, column_kernels=None):
+        """Threads to split each step's hidden units over, or 0 to split the batch instead (or when
+        ``column_kernels``, the forward ones by default, has no kernel for ``cell``)."""
+        column_kernels = self._column_forwards if column_kernels is None else column_kernels
+        if cell not in column_kernels or H % PANEL or H < self.COLUMN_SPLIT_MIN_HIDDEN:
             return 0
         threads = self._num_threads()
         return threads if 1 < threads and B < threads else 0
@@ -187,9 +191,13 @@ class FusedKernels:
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh, dc = _zeros_or_copy(grad_h_n, h0), _zeros_or_copy(grad_c_n, h0)
         d_pre = np.zeros(cache["gates"].shape, dtype=x.dtype)
-        self._lstm[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"], pack_panels(w_hh.T),
-                      cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre,
-                      self._chunk_count(x.shape[1]))
+        grad_out = np.ascontiguousarray(grad_out, dtype=x.dtype)
+        saved = (cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre)
+        parts = self._column_parts("lstm", x.shape[1], w_hh.shape[1], self._column_backwards)
+        if parts:
+            self._column_backwards["lstm"](grad_out, cache["lengths"], np.ascontiguousarray(w_hh), *saved, parts)
+        else:
+            self._lstm[1](grad_out, cache["lengths"], pack_panels(w_hh.T), *saved, self._chunk_count(x.shape[1]))
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, self._num_threads(),
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, dc, grads

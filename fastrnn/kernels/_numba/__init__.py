@@ -8,7 +8,7 @@ import numba  # an ImportError here makes the registry fall back to another back
 from .._driver import FusedKernels
 from ._chunks import chunk_count
 from .gru import gru_backward_recurrence, gru_forward_columns, gru_forward_recurrence
-from .lstm import lstm_backward_recurrence, lstm_forward_columns, lstm_forward_recurrence
+from .lstm import lstm_backward_columns, lstm_backward_recurrence, lstm_forward_columns, lstm_forward_recurrence
 from .optim import adam_update
 from .rnn import rnn_backward_recurrence, rnn_forward_columns, rnn_forward_recurrence
 
@@ -43,7 +43,8 @@ _kernels = FusedKernels(
     rnn_forward=_compiled_with_slp(rnn_forward_recurrence), rnn_backward=_compiled_with_slp(rnn_backward_recurrence),
     chunk_count=chunk_count, num_threads=lambda: get_num_threads(),
     column_forwards={cell: _compiled_with_slp(kernel) for cell, kernel in (
-        ("lstm", lstm_forward_columns), ("gru", gru_forward_columns), ("rnn", rnn_forward_columns))})
+        ("lstm", lstm_forward_columns), ("gru", gru_forward_columns), ("rnn", rnn_forward_columns))},
+    column_backwards={"lstm": _compiled_with_slp(lstm_backward_columns)})
 globals().update(_kernels.export())
 
 

@@ -11,7 +11,8 @@ from numba import njit, prange
 from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, zero_rows
 from ._sync import claim_item, finish_step, new_counters
-from ._tiles import GROUP, PANEL, add_one_row_times_four_panels, add_rows_times_panels
+from ._tiles import (GROUP, PANEL, add_one_row_times_four_panels, add_one_row_times_panels,
+                     add_one_row_times_three_panels, add_rows_times_panels)
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
 
@@ -199,3 +200,72 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
                         copy_row(c_states[t, b, u0:u0 + PANEL], c_row)
                 finished += 1
             finish_step(done, t + 1, finished, n_groups)
+
+
+@njit(**PARALLEL_OPTIONS)
+def lstm_backward_columns(grad_out, lengths, w_hh, c0, gates, tanh_c, c_states, dh, dc, d_pre, n_parts):
+    """:func:`lstm_backward_recurrence` with each step's hidden units split across threads (batches smaller
+    than the thread count). Needs ``H % 16 == 0``.
+
+    w_hh      (4H, H)     as stored; the parts first pack it into 16-column panels of ``W_hh``'s columns,
+                          each the blocks it owns (``dh_{t-1} = d_pre_t @ W_hh``)
+    the other arguments as :func:`lstm_backward_recurrence`; n_parts: parts of the parallel loop
+
+    A work item is a block of up to four 16-unit groups. Stage 0 packs the block's panels and computes its
+    units' gate gradients at step T-1; stage s (1 <= s <= T) computes the block's ``dh`` from all of
+    ``d_pre_t`` (t = T - s), which every block's previous stage finished, then, if t > 0, its gate
+    gradients at step t - 1, which need only its own units' ``dh`` and ``dc``.
+    """
+    T, B, H = grad_out.shape
+    G = 4 * H
+    n_groups = H // PANEL
+    n_blocks = (n_groups + 3) // 4
+    one = one_of(gates)
+    packed = np.empty((n_groups, G, PANEL), dtype=gates.dtype)  # packed[g, k, c] = w_hh[k, 16 g + c]
+    claims, done = new_counters(T + 1, n_parts)
+    for part in prange(n_parts):
+        acc = np.empty(4 * PANEL, dtype=gates.dtype)
+        for stage in range(T + 1):
+            t = T - stage  # stage > 0: dh from d_pre_t, then gate gradients at t - 1
+            finished = 0
+            while True:
+                block = claim_item(claims, part, n_parts, n_blocks, stage)
+                if block < 0:
+                    break
+                g0 = 4 * block
+                count = min(4, n_groups - g0)
+                u0, u1 = g0 * PANEL, (g0 + count) * PANEL
+                if stage == 0:
+                    for g in range(g0, g0 + count):
+                        panel = packed[g]
+                        for k in range(G):
+                            copy_row(panel[k], w_hh[k, g * PANEL:(g + 1) * PANEL])
+                for b in range(B):
+                    dh_row, dc_row = dh[b], dc[b]
+                    if stage > 0 and t < lengths[b]:
+                        for j in range(4 * PANEL):
+                            acc[j] = 0
+                        if count == 4:
+                            add_one_row_times_four_panels(acc, d_pre[t, b], 0, packed, g0, 1)
+                        elif count == 3:
+                            add_one_row_times_three_panels(acc, d_pre[t, b], 0, packed, g0, 1)
+                        else:
+                            add_one_row_times_panels(acc, d_pre[t, b], 0, packed[g0:g0 + count])
+                        for j in range(u0, u1):
+                            dh_row[j] = acc[j - u0]
+                    s = t - 1
+                    if s < 0 or s >= lengths[b]:
+                        continue
+                    g, tc, go, dp = gates[s, b], tanh_c[s, b], grad_out[s, b], d_pre[s, b]
+                    c_prev = c_states[s - 1, b] if s > 0 else c0[b]
+                    for j in range(u0, u1):
+                        i_g, f_g, g_g, o_g = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
+                        dh_t = dh_row[j] + go[j]
+                        dc_t = dc_row[j] + dh_t * o_g * (one - tc[j] * tc[j])
+                        dp[j] = dc_t * g_g * i_g * (one - i_g)
+                        dp[H + j] = dc_t * c_prev[j] * f_g * (one - f_g)
+                        dp[2 * H + j] = dc_t * i_g * (one - g_g * g_g)
+                        dp[3 * H + j] = dh_t * tc[j] * o_g * (one - o_g)
+                        dc_row[j] = dc_t * f_g
+                finished += 1
+            finish_step(done, stage, finished, n_blocks)
