@@ -75,6 +75,12 @@ def _saved(shape, need_grad, dtype):
     return np.empty(shape if need_grad else (0,) * len(shape), dtype)
 
 
+def _batch_first(x):
+    """``x`` (T, B, I) as the (B, T, I) C-contiguous array the batch kernels read: no copy when ``x`` is
+    a time-major view of batch-first memory, as the layers pass it."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2))
+
+
 def _stacked_inputs(x, h0):
     """``xh (T+1, B, I+H)`` for the column-split kernels: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in
     ``xh[0, :, I:]``; the kernels write ``h_t`` into ``xh[t+1, :, I:]``."""
@@ -166,7 +172,6 @@ class FusedKernels:
         w_ih, w_hh, b_ih, b_hh = weights
         T, B, _ = x.shape
         H = w_hh.shape[1]
-        x = np.ascontiguousarray(x)
         out = np.zeros((B, T, H), dtype=x.dtype)  # batch-first, the layers' layout: no transposing copy
         h_n, c_n = np.empty_like(h0), np.empty_like(h0)
         gates = _saved((T, B, 4 * H), need_grad, x.dtype)
@@ -180,7 +185,7 @@ class FusedKernels:
                                           b_ih + b_hh, c_n, out, gates, tanh_c, c_states, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
-            self._lstm[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh),
+            self._lstm[0](_batch_first(x), lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh),
                           h0, c0, out, h_n, c_n, gates, tanh_c, c_states, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
                      c_states=c_states) if need_grad else None
@@ -207,7 +212,6 @@ class FusedKernels:
         w_ih, w_hh, b_ih, b_hh = weights
         T, B, _ = x.shape
         H = w_hh.shape[1]
-        x = np.ascontiguousarray(x)
         out = np.zeros((B, T, H), dtype=x.dtype)  # batch-first, the layers' layout: no transposing copy
         h_n = np.empty_like(h0)
         gates, hidden_n = _saved((T, B, 3 * H), need_grad, x.dtype), _saved((T, B, H), need_grad, x.dtype)
@@ -219,7 +223,7 @@ class FusedKernels:
                                          b_hh, out, gates, hidden_n, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
-            self._gru[0](x, lengths, pack_panels(w_ih), _padded(b_ih), pack_panels(w_hh), _padded(b_hh), h0, out,
+            self._gru[0](_batch_first(x), lengths, pack_panels(w_ih), _padded(b_ih), pack_panels(w_hh), _padded(b_hh), h0, out,
                          h_n, gates, hidden_n, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
@@ -243,7 +247,6 @@ class FusedKernels:
         w_ih, w_hh, b_ih, b_hh = weights
         T, B, _ = x.shape
         H = w_hh.shape[1]
-        x = np.ascontiguousarray(x)
         out = np.zeros((B, T, H), dtype=x.dtype)  # batch-first, the layers' layout: no transposing copy
         h_n = np.empty_like(h0)
         h0 = np.ascontiguousarray(h0)
@@ -254,7 +257,7 @@ class FusedKernels:
                                          b_ih + b_hh, out, relu, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
-            self._rnn[0](x, lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh), h0,
+            self._rnn[0](_batch_first(x), lengths, pack_panels(w_ih, w_hh), _padded(b_ih + b_hh), h0,
                          out, h_n, relu, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, relu=relu) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache

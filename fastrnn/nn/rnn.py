@@ -179,7 +179,9 @@ class _RecurrentStack:
         H, D = self.hidden_size, self.num_directions
         h_n = np.empty_like(h0)
         c_n = np.empty_like(h0) if self._has_cell_state else None
-        seq = np.ascontiguousarray(x.transpose(1, 0, 2))
+        # Time-major views of batch-first memory: the compiled kernels read that memory without a transposing
+        # copy. A forward kept for backward keeps a copy of x, so the caller may reuse its array meanwhile.
+        seq = (x.copy() if need_grad else x).transpose(1, 0, 2)
         caches, masks = [], []
         for layer in range(self.num_layers):
             mask = None

@@ -195,7 +195,7 @@ cdef int lstm_forward_chunk(const floating* x, const int64_t* lengths, const flo
     memcpy(c, c0 + first * H, n * H * sizeof(floating))
     for t in range(T):
         for r in range(n):
-            memcpy(xh + r * K, x + (t * B + first + r) * I, I * sizeof(floating))
+            memcpy(xh + r * K, x + ((first + r) * T + t) * I, I * sizeof(floating))
         r0 = 0
         while r0 < n:
             rows = min(ROW_BLOCK, n - r0)
@@ -240,7 +240,7 @@ def lstm_forward_recurrence(const floating[:, :, ::1] x, const int64_t[::1] leng
                             floating[:, ::1] c_n, floating[:, :, ::1] gates, floating[:, :, ::1] tanh_c,
                             floating[:, :, ::1] c_states, bint save, int n_chunks):
     """Run the LSTM over all steps (see ``fastrnn.kernels._numba.lstm.lstm_forward_recurrence``)."""
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = h0.shape[1], P = packed_w.shape[0]
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1], P = packed_w.shape[0]
     cdef int chunk, failures = 0
     cdef unsigned int fp_state = 0
     cdef floating* gates_data = data_or_null(gates)
@@ -352,7 +352,7 @@ cdef int gru_forward_chunk(const floating* x, const int64_t* lengths, const floa
         memcpy(xh + r * K + I, h0 + (first + r) * H, H * sizeof(floating))
     for t in range(T):
         for r in range(n):
-            memcpy(xh + r * K, x + (t * B + first + r) * I, I * sizeof(floating))
+            memcpy(xh + r * K, x + ((first + r) * T + t) * I, I * sizeof(floating))
         r0 = 0
         while r0 < n:
             rows = min(ROW_BLOCK, n - r0)
@@ -391,7 +391,7 @@ def gru_forward_recurrence(const floating[:, :, ::1] x, const int64_t[::1] lengt
                            floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] gates,
                            floating[:, :, ::1] hidden_n, bint save, int n_chunks):
     """Run the GRU over all steps (see ``fastrnn.kernels._numba.gru.gru_forward_recurrence``)."""
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = h0.shape[1], P = packed_ih.shape[0]
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1], P = packed_ih.shape[0]
     cdef int chunk, failures = 0
     cdef unsigned int fp_state = 0
     cdef floating* gates_data = data_or_null(gates)
@@ -503,7 +503,7 @@ cdef int rnn_forward_chunk(const floating* x, const int64_t* lengths, const floa
         memcpy(xh + r * K + I, h0 + (first + r) * H, H * sizeof(floating))
     for t in range(T):
         for r in range(n):
-            memcpy(xh + r * K, x + (t * B + first + r) * I, I * sizeof(floating))
+            memcpy(xh + r * K, x + ((first + r) * T + t) * I, I * sizeof(floating))
         r0 = 0
         while r0 < n:
             rows = min(ROW_BLOCK, n - r0)
@@ -533,7 +533,7 @@ def rnn_forward_recurrence(const floating[:, :, ::1] x, const int64_t[::1] lengt
                            const floating[:, :, ::1] packed_w, const floating[::1] bias, const floating[:, ::1] h0,
                            floating[:, :, ::1] out, floating[:, ::1] h_n, bint relu, int n_chunks):
     """Run the RNN over all steps (see ``fastrnn.kernels._numba.rnn.rnn_forward_recurrence``)."""
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = h0.shape[1], P = packed_w.shape[0]
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1], P = packed_w.shape[0]
     cdef int chunk, failures = 0
     cdef unsigned int fp_state = 0
     with nogil:

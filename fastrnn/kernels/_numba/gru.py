@@ -19,7 +19,7 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
                            n_chunks):
     """Run the GRU over all steps, input projection included.
 
-    x         (T, B, I)   inputs
+    x         (B, T, I)   inputs, batch-first (the layers' layout: no transposing copy)
     lengths   (B,)        steps of each sequence; finished rows keep their state and output zeros
     packed_ih (P, I, 16), packed_hh (P, H, 16)  ``W_ih^T`` and ``W_hh^T`` in 16-column panels
     b_ih, b_hh (16P,)     biases, zero-padded
@@ -28,7 +28,7 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
     hidden_n  (T, B, H)   written if ``save``: ``W_hn h_{t-1} + b_hn``
     n_chunks              how many contiguous batch chunks run in parallel
     """
-    T, B, I = x.shape
+    B, T, I = x.shape
     H = h0.shape[1]
     G = 3 * H
     one = one_of(x)
@@ -40,7 +40,7 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
         from_x = np.empty((GROUP, b_ih.shape[0]), dtype=x.dtype)
         from_h = np.empty((GROUP, b_hh.shape[0]), dtype=x.dtype)
         for t in range(T):
-            copy_rows(xh, 0, x[t, first:last])
+            copy_rows(xh, 0, x[first:last, t])
             for r0 in range(0, n, GROUP):
                 rows = min(GROUP, n - r0)
                 fill_rows(from_x, rows, b_ih)

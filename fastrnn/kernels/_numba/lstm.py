@@ -22,7 +22,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
                             n_chunks):
     """Run the LSTM over all steps, input projection included.
 
-    x         (T, B, I)   inputs
+    x         (B, T, I)   inputs, batch-first (the layers' layout: no transposing copy)
     lengths   (B,)        steps of each sequence; finished rows keep their state and output zeros
     packed_w  (P, I+H, 16)  ``[W_ih | W_hh]^T`` in 16-column panels (see ``_tiles``), 4H padded to 16P
     bias      (16P,)      ``b_ih + b_hh``, zero-padded
@@ -33,7 +33,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
     tanh_c, c_states (T, B, H)  written if ``save``: tanh(c_t) and c_t, for the backward pass
     n_chunks              how many contiguous batch chunks run in parallel
     """
-    T, B, I = x.shape
+    B, T, I = x.shape
     H = h0.shape[1]
     G = 4 * H
     for chunk in prange(n_chunks):
@@ -45,7 +45,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
         acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
         tc = np.empty(H, dtype=x.dtype)
         for t in range(T):
-            copy_rows(xh, 0, x[t, first:last])
+            copy_rows(xh, 0, x[first:last, t])
             for r0 in range(0, n, GROUP):
                 rows = min(GROUP, n - r0)
                 fill_rows(acc, rows, bias)

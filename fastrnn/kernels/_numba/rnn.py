@@ -16,7 +16,7 @@ from .config import PARALLEL_OPTIONS
 def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chunks):
     """Run the RNN over all steps, input projection included.
 
-    x         (T, B, I)   inputs
+    x         (B, T, I)   inputs, batch-first (the layers' layout: no transposing copy)
     lengths   (B,)        steps of each sequence; finished rows keep their state and output zeros
     packed_w  (P, I+H, 16)  ``[W_ih | W_hh]^T`` in 16-column panels;  bias (16P,) ``b_ih + b_hh``, padded
     h0        (B, H)      initial state
@@ -24,7 +24,7 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
     h_n       (B, H)      receives the final state;  relu: relu instead of tanh
     n_chunks              how many contiguous batch chunks run in parallel
     """
-    T, B, I = x.shape
+    B, T, I = x.shape
     H = h0.shape[1]
     zero = one_of(x) - one_of(x)
     for chunk in prange(n_chunks):
@@ -34,7 +34,7 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
         copy_rows(xh, I, h0[first:last])
         acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
         for t in range(T):
-            copy_rows(xh, 0, x[t, first:last])
+            copy_rows(xh, 0, x[first:last, t])
             for r0 in range(0, n, GROUP):
                 rows = min(GROUP, n - r0)
                 fill_rows(acc, rows, bias)
