@@ -49,8 +49,9 @@ def main(argv=None):
         if "cython" in fastrnn.available_backends():
             from fastrnn.kernels._cython import openmp_enabled
             print(f"Cython kernels built with OpenMP: {openmp_enabled()}")
-        from fastrnn.kernels import waiting_policy
+        from fastrnn.kernels import allocator_policy, waiting_policy
         print(f"OpenMP workers between calls: {waiting_policy()}")
+        print(f"C heap between calls: {allocator_policy()}")
         return 0
     from fastrnn import demo
 

@@ -13,6 +13,7 @@ import importlib
 import os
 import warnings
 
+from ._allocator import allocator_policy, keep_freed_memory  # noqa: F401  (allocator_policy: public here)
 from ._openmp import configure_waiting, waiting_policy  # noqa: F401  (waiting_policy: public here)
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
@@ -33,6 +34,7 @@ def _load(name):
     if name not in _loaded and name not in _import_errors:
         if name != "reference":
             configure_waiting()  # before libgomp loads (see _openmp.py)
+            keep_freed_memory()  # fresh pages on every call cost more than small shapes' arithmetic
         try:
             _loaded[name] = importlib.import_module(_MODULES[name])
         except ImportError as exc:  # missing numba, or Cython extensions not built
