@@ -123,6 +123,10 @@ def versions(peers):
         out["fastrnn"] += f" (git {commit}{', uncommitted changes in fastrnn/' if dirty else ''})"
     except (OSError, subprocess.CalledProcessError):
         pass
+    checkout = os.path.realpath(os.path.join(HERE, "..", "fastrnn"))
+    if os.path.realpath(os.path.dirname(fastrnn.__file__)) != checkout:
+        # A non-editable install shadows the checkout: the figures would not be this commit's
+        out["fastrnn"] += f" imported from {os.path.dirname(fastrnn.__file__)}, NOT this checkout"
     out.update({k: v for k, v in peers.items() if v})
     return out
 
@@ -352,6 +356,7 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
              f"- Machine: {meta['machine']}; load average (1/5/15 min) at start {meta['load_start']}, "
              f"at end {meta['load_end']}",
              f"- Threads: {args.threads} for every system; numba threading layer: {meta['threading_layer']}",
+             f"- fastrnn's C heap between calls: {meta['allocator']}",
              "- Main table: " + ((f"each system timed in its own process (`--isolate`)"
                                   + (f", {args.passes} passes in alternating order, each cell's fastest kept"
                                      if args.passes > 1 else "")) if args.isolate
@@ -445,7 +450,7 @@ def main(argv=None):
     import numba
 
     import _training
-    from fastrnn.kernels import available_backends
+    from fastrnn.kernels import allocator_policy, available_backends
     from runners import peer_status, set_threads
 
     peers = peer_status()
@@ -487,7 +492,7 @@ def main(argv=None):
         layer = "not initialised (no parallel kernel ran)"
     meta = dict(date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
                 machine=machine_description(), load_start=load_start, load_end=load_average(),
-                threading_layer=layer, versions=versions(peers), missing=missing,
+                threading_layer=layer, allocator=allocator_policy(), versions=versions(peers), missing=missing,
                 head_source=_training.head_source(), command=command)
     text = render(args, meta, peak, rows, scaling, memory, compiled, cold, served, denormal_rows, notes, scripts)
     print(text)
