@@ -64,7 +64,7 @@ class _Seq2SeqEstimator(BaseEstimator):
 
     def _update(self, grad_z):
         """Backpropagate ``grad_z`` through the model and take one optimiser step."""
-        self.model_.backward(grad_z)
+        self.model_.backward(grad_z, need_input_grad=False)  # the source sequences are data
         params, grads = self.model_.params, self.model_.grads
         if self.alpha:
             grads = {name: (g + self.alpha * params[name] if "weight" in name else g) for name, g in grads.items()}

@@ -86,6 +86,20 @@ def test_gradients_match_finite_differences(cell, tokens, ratio, extra):
         assert relative_error(analytic, numeric) < 1e-6, name
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_backward_without_the_input_gradient_gives_the_same_parameter_gradients(cell):
+    model = small_model(cell, num_layers=2, decoder_layers=1)
+    x, lengths, target, start = small_problem(model)
+    weights = np.random.default_rng(5).standard_normal((3, 5, model.output_size))
+    model.forward(x, target, lengths, start, 0.5, rng=MIXED_SEED)
+    assert model.backward(weights).shape == x.shape
+    full = {name: g.copy() for name, g in model.grads.items()}
+    model.forward(x, target, lengths, start, 0.5, rng=MIXED_SEED)
+    assert model.backward(weights, need_input_grad=False) is None
+    for name, g in model.grads.items():
+        np.testing.assert_array_equal(g, full[name], err_msg=name)
+
+
 def test_decoder_starts_from_the_encoders_top_layer_states():
     model = Seq2Seq(2, 2, 5, num_layers=2, decoder_layers=1, dtype=np.float64, backend="reference", random_state=3)
     x, lengths, target, start = small_problem(model)

@@ -57,8 +57,9 @@ class Seq2Seq:
     "previous" (default), "previous+context" or "context" (continuous targets only), see the module
     docstring; ``dtype``, ``backend``, ``random_state`` as for the layers.
 
-    ``forward(x, target, ...)`` returns the head outputs ``(N, T, K)``; ``backward(grad_output)``
-    returns the gradient at ``x`` ``(N, S, I)`` and fills :attr:`grads` (keys as :attr:`params`:
+    ``forward(x, target, ...)`` returns the head outputs ``(N, T, K)``; ``backward(grad_output, *,
+    need_input_grad=True)`` returns the gradient at ``x`` ``(N, S, I)`` (None, and not computed, with
+    ``need_input_grad=False``) and fills :attr:`grads` (keys as :attr:`params`:
     ``encoder.<name>``, ``decoder.<name>``, ``head.weight``, ``head.bias`` and, for tokens,
     ``embedding.weight``). :meth:`generate` decodes greedily.
     """
@@ -331,17 +332,18 @@ class Seq2Seq:
                     break
         return ids
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, need_input_grad=True):
         """Backpropagate ``grad_output (N, T, K)`` (gradient at :meth:`forward`'s output).
 
-        Returns the gradient at ``x`` ``(N, S, I)``; fills :attr:`grads`.
+        Returns the gradient at ``x`` ``(N, S, I)`` (None with ``need_input_grad=False``, which skips the
+        encoder's product for it: for inputs that are data); fills :attr:`grads`.
         """
         if self._cache is None:
             raise RuntimeError("backward() needs a preceding forward() call (with need_grad=True)")
         with _single_threaded_blas():
-            return self._backward(grad_output)
+            return self._backward(grad_output, need_input_grad)
 
-    def _backward(self, grad_output):
+    def _backward(self, grad_output, need_input_grad=True):
         cache = self._cache
         outputs, inputs, forced = cache["outputs"], cache["inputs"], cache["forced"]
         grad_z = np.array(grad_output, dtype=self.dtype)
@@ -383,9 +385,9 @@ class Seq2Seq:
         grad_h_n = self._bridge_backward(gh)
         zeros = np.zeros(cache["enc_shape"], dtype=self.dtype)
         if self.cell == "lstm":
-            grad_x = self.encoder.backward(zeros, grad_h_n, self._bridge_backward(gc))
+            grad_x = self.encoder.backward(zeros, grad_h_n, self._bridge_backward(gc), need_input_grad=need_input_grad)
         else:
-            grad_x = self.encoder.backward(zeros, grad_h_n)
+            grad_x = self.encoder.backward(zeros, grad_h_n, need_input_grad=need_input_grad)
         grads.update({f"encoder.{k}": v for k, v in self.encoder.grads.items()})
         self.grads = grads
         self._cache = None
