@@ -14,7 +14,7 @@ from ._sync import claim_item, finish_step, new_counters
 from ._tiles import (GROUP, PANEL, add_one_row_times_four_panels, add_one_row_times_panels,
                      add_one_row_times_three_panels, add_rows_times_panels)
 from .activations import one_of, sigmoid, tanh
-from .config import PARALLEL_OPTIONS
+from .config import JIT_OPTIONS, PARALLEL_OPTIONS
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -82,6 +82,27 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
             copy_row(c_n[first + r], c[r])
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def add_step_gradients(g, tc, go, c_prev, dp, dh_row, dc_row, u0, u1, H, one):
+    """One row's gate gradients at one step, for hidden units ``u0 .. u1 - 1``.
+
+    g (4H,) the saved activated gates i, f, g, o; tc, c_prev (H,) tanh(c_t) and c_{t-1}; go (H,) the
+    gradient arriving at the output. dh_row (H,) in: the gradient reaching h_t through the recurrence;
+    dc_row (H,) in: at c_t, out: at c_{t-1}; dp (4H,) receives the gradient at the pre-activations.
+    ``H`` and ``one`` (1 in the gates' dtype) come from the caller: deriving them here (``tc.shape``,
+    ``one_of``) made the small shape's batch backward loop 25-30% slower (0.68 -> 0.87 ms, measured).
+    """
+    for j in range(u0, u1):
+        i_g, f_g, g_g, o_g = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
+        dh_t = dh_row[j] + go[j]
+        dc_t = dc_row[j] + dh_t * o_g * (one - tc[j] * tc[j])
+        dp[j] = dc_t * g_g * i_g * (one - i_g)
+        dp[H + j] = dc_t * c_prev[j] * f_g * (one - f_g)
+        dp[2 * H + j] = dc_t * i_g * (one - g_g * g_g)
+        dp[3 * H + j] = dh_t * tc[j] * o_g * (one - o_g)
+        dc_row[j] = dc_t * f_g
+
+
 @njit(**PARALLEL_OPTIONS)
 def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, c_states, dh, dc, d_pre, n_chunks):
     """Back-propagate through the LSTM time loop.
@@ -110,15 +131,7 @@ def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, 
                     g, tc, go, dp = gates[t, b], tanh_c[t, b], grad_out[t, b], d_pre_t[b]
                     c_prev = c_states[t - 1, b] if t > 0 else c0[b]
                     dh_row, dc_row = dh[b], dc[b]
-                    for j in range(H):
-                        i_g, f_g, g_g, o_g = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
-                        dh_t = dh_row[j] + go[j]
-                        dc_t = dc_row[j] + dh_t * o_g * (one - tc[j] * tc[j])
-                        dp[j] = dc_t * g_g * i_g * (one - i_g)
-                        dp[H + j] = dc_t * c_prev[j] * f_g * (one - f_g)
-                        dp[2 * H + j] = dc_t * i_g * (one - g_g * g_g)
-                        dp[3 * H + j] = dh_t * tc[j] * o_g * (one - o_g)
-                        dc_row[j] = dc_t * f_g
+                    add_step_gradients(g, tc, go, c_prev, dp, dh_row, dc_row, 0, H, H, one)
                 zero_rows(acc, rows)
                 add_rows_times_panels(acc, d_pre_t, first + r0, rows, 0, packed_w_hh)
                 for r in range(rows):
@@ -258,14 +271,6 @@ def lstm_backward_columns(grad_out, lengths, w_hh, c0, gates, tanh_c, c_states, 
                         continue
                     g, tc, go, dp = gates[s, b], tanh_c[s, b], grad_out[s, b], d_pre[s, b]
                     c_prev = c_states[s - 1, b] if s > 0 else c0[b]
-                    for j in range(u0, u1):
-                        i_g, f_g, g_g, o_g = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
-                        dh_t = dh_row[j] + go[j]
-                        dc_t = dc_row[j] + dh_t * o_g * (one - tc[j] * tc[j])
-                        dp[j] = dc_t * g_g * i_g * (one - i_g)
-                        dp[H + j] = dc_t * c_prev[j] * f_g * (one - f_g)
-                        dp[2 * H + j] = dc_t * i_g * (one - g_g * g_g)
-                        dp[3 * H + j] = dh_t * tc[j] * o_g * (one - o_g)
-                        dc_row[j] = dc_t * f_g
+                    add_step_gradients(g, tc, go, c_prev, dp, dh_row, dc_row, u0, u1, H, one)
                 finished += 1
             finish_step(done, stage, finished, n_blocks)
