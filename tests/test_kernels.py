@@ -196,3 +196,56 @@ def test_column_split_kernels_finish_when_their_parts_run_one_after_another():
     done = subprocess.run([sys.executable, "-c", code.format(tests=os.path.dirname(__file__))],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+class _NaNEmptyNumPy:
+    """NumPy, except that ``empty`` returns NaN-filled float arrays: a driver buffer left unzeroed
+    that the kernels do not write in full then shows up as NaN instead of as harmless stale zeros."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float, **kwargs):
+        array = np.empty(shape, dtype, **kwargs)
+        if array.dtype.kind == "f":
+            array.fill(np.nan)
+        return array
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("batch, hidden", [(5, 33), (1, 64)])  # batch chunks; hidden units split over threads
+def test_unzeroed_driver_buffers_are_written_in_full(monkeypatch, backend, cell, batch, hidden):
+    from fastrnn.kernels import _driver
+
+    monkeypatch.setattr(_driver, "np", _NaNEmptyNumPy())
+    x, lengths, weights, h0, c0, grad_out, grad_h_n, grad_c_n = problem(
+        cell, np.float64, 6, batch, 3, hidden, False, True)  # every sequence runs all steps
+    fast_forward, fast_backward = cell_kernels(cell, backend)
+    ref_forward, ref_backward = cell_kernels(cell, "reference")
+    fast, ref = fast_forward(x, lengths, weights, h0, c0), ref_forward(x, lengths, weights, h0, c0)
+    fast_grads = fast_backward(weights, fast[3], grad_out, grad_h_n, grad_c_n)
+    ref_grads = ref_backward(weights, ref[3], grad_out, grad_h_n, grad_c_n)
+    flat = lambda result, grads: list(result[:3]) + list(grads[:3]) + list(grads[3])
+    for got, want in zip(flat(fast, fast_grads), flat(ref, ref_grads)):
+        if want is not None:
+            assert relative_error(got, want) <= RTOL[np.float64]
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["cython", "numpy"])
+@pytest.mark.parametrize("rows", [32, 45])  # whole panels; a padded last panel
+def test_packed_panels_hold_the_transposed_blocks_and_zero_padding(monkeypatch, compiled, rows):
+    from fastrnn.kernels import _driver
+
+    if compiled and _driver._compiled_packing() is None:
+        pytest.skip("the Cython packing extension is not built")
+    monkeypatch.setattr(_driver, "np", _NaNEmptyNumPy())
+    if not compiled:
+        monkeypatch.setattr(_driver, "_packing", [None])
+    rng = np.random.default_rng(0)
+    blocks = [rng.standard_normal((rows, 7)).astype(np.float32), rng.standard_normal((rows, 5)).astype(np.float32)]
+    packed = _driver.pack_panels(*blocks)
+    expected = np.zeros((-(-rows // 16) * 16, 12), dtype=np.float32)
+    expected[:rows] = np.concatenate(blocks, axis=1)
+    np.testing.assert_array_equal(packed, expected.reshape(-1, 16, 12).transpose(0, 2, 1))

@@ -25,7 +25,9 @@ def pack_panels(*blocks):
     """
     N = blocks[0].shape[0]
     panels = -(-N // PANEL)
-    packed = np.zeros((panels, sum(b.shape[1] for b in blocks), PANEL), dtype=blocks[0].dtype)
+    packed = np.empty((panels, sum(b.shape[1] for b in blocks), PANEL), dtype=blocks[0].dtype)
+    if N % PANEL:
+        packed[-1] = 0  # the padding columns; every other element is written below (zeroing all cost ~0.3 ms at 8 MB)
     compiled = _compiled_packing()
     if compiled is not None:
         offset = 0
