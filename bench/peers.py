@@ -273,11 +273,15 @@ def threads_scaling(args, backends, peers, notes):
             systems.append(("torch", lambda: torch_call(shape, cell, "inference", x, y, state)))
         for name, make in systems:
             call = make()
-            timings = {}
-            for threads in (1, args.threads):
-                set_threads(threads)
-                timed = measure(f"threads {cell} {name} x{threads}", call, args, notes)
-                timings[threads] = timed and timed[1]
+            timings = {1: None, args.threads: None}
+            # 1, N, 1, N, ... thread counts in turn, each one's fastest kept: a noisy spell on a shared
+            # machine then slows one pass instead of deciding the speed-up (one pass measured 1.15x once).
+            for _ in range(args.passes):
+                for threads in (1, args.threads):
+                    set_threads(threads)
+                    timed = measure(f"threads {cell} {name} x{threads}", call, args, notes)
+                    if timed and (timings[threads] is None or timed[1] < timings[threads]):
+                        timings[threads] = timed[1]
             set_threads(args.threads)
             rows.append(dict(cell=cell, system=name, one=timings[1], many=timings[args.threads]))
             print(f"  threads {cell} {name}: {timings}", file=sys.stderr, flush=True)
@@ -388,6 +392,8 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
         lines += ["", "Shapes: " + "; ".join(f"{n} = {SHAPES[n].label()}" for n in args.shapes), ""]
     if scaling:
         lines += [f"## Threads scaling (infer_batch = {SHAPES['infer_batch'].label()}, inference)", "",
+                  f"In this process; {args.passes} pass{'es' if args.passes > 1 else ''} over the thread counts in "
+                  "turn, each count's fastest kept.", "",
                   f"| cell | system | 1 thread ms | {args.threads} threads ms | speed-up |", "|---|---|---|---|---|"]
         lines += [f"| {s['cell']} | {s['system']} | {_ms(s['one'])} | {_ms(s['many'])} | {_ratio(s['one'], s['many'])} |"
                   for s in scaling] + [""]
