@@ -139,6 +139,19 @@ def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, 
                         copy_row(dh[first + r0 + r], acc[r, :H])
 
 
+@njit(**JIT_OPTIONS)
+def gate_activation_constants(like):
+    """``(scale, shift)`` (64,), in ``like``'s dtype, such that ``tanh(x * scale) * scale + shift`` is the
+    activation of one 16-unit group's gates i, f, g, o: sigmoid(x) = 0.5 tanh(x / 2) + 0.5, tanh for g."""
+    scale = np.empty(4 * PANEL, dtype=like.dtype)
+    shift = np.empty(4 * PANEL, dtype=like.dtype)
+    for j in range(4 * PANEL):
+        is_g = 2 * PANEL <= j < 3 * PANEL
+        scale[j] = 1 if is_g else 0.5
+        shift[j] = 0 if is_g else 0.5
+    return scale, shift
+
+
 @njit(**PARALLEL_OPTIONS)
 def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c_states, save, n_parts):
     """Run the LSTM with each step's hidden units split across threads (batches smaller than the
@@ -162,6 +175,7 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
     n_groups = H // PANEL
     packed_w = np.empty((4 * n_groups, I + H, PANEL), dtype=xh.dtype)  # shared by the parts
     claims, done = new_counters(T + 1, n_parts)  # step 0 packs, step t + 1 computes time step t
+    gate_scale, gate_shift = gate_activation_constants(xh)
     for part in prange(n_parts):
         acc = np.empty(4 * PANEL, dtype=xh.dtype)
         tc = np.empty(PANEL, dtype=xh.dtype)
@@ -189,15 +203,12 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
                     for q in range(4):
                         copy_row(acc[q * PANEL:(q + 1) * PANEL], bias[q * H + u0:q * H + u0 + PANEL])
                     add_one_row_times_four_panels(acc, xh[t, b], 0, packed_w, group, n_groups)
+                    # All four gates in one 64-lane loop (sigmoid(x) = 0.5 tanh(x / 2) + 0.5): four vectors
+                    # in flight instead of four 16-lane loops that each wait out the polynomial's latency
+                    # (a B=1 H=128 step, timed inside the kernel: 2.1-2.3 -> 1.95-2.1 us).
+                    for j in range(4 * PANEL):
+                        acc[j] = tanh(acc[j] * gate_scale[j]) * gate_scale[j] + gate_shift[j]
                     i_g, f_g, g_g, o_g = acc[:PANEL], acc[PANEL:2 * PANEL], acc[2 * PANEL:3 * PANEL], acc[3 * PANEL:]
-                    for j in range(PANEL):
-                        i_g[j] = sigmoid(i_g[j])
-                    for j in range(PANEL):
-                        f_g[j] = sigmoid(f_g[j])
-                    for j in range(PANEL):
-                        g_g[j] = tanh(g_g[j])
-                    for j in range(PANEL):
-                        o_g[j] = sigmoid(o_g[j])
                     c_row = c[b, u0:u0 + PANEL]
                     for j in range(PANEL):
                         c_row[j] = f_g[j] * c_row[j] + i_g[j] * g_g[j]
