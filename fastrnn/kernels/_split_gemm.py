@@ -7,10 +7,14 @@ by one thread with BLAS limited to one thread, so no BLAS pool wakes up at all. 
 GIL inside the GEMMs.
 """
 import contextlib
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
-# Below this a helper thread's start costs more than it saves (measured on 2 cores: 14.7 MFLOP,
-# the B=1 H=128 LSTM's weight gradients, 178 us on one thread vs 275 us split; 29.5 MFLOP even).
+# Below this, handing a part to a helper costs about what it saves. Measured on 2 cores with the helpers
+# kept waiting, per B=1 H=128 training step: the LSTM's 14.7 MFLOP split 0.87-0.91 ms vs 0.91-0.94 on one
+# thread, the GRU's 11 MFLOP 0.85-0.89 vs 0.83-0.85. (With a new thread per call, 14.7 MFLOP took 275 us
+# split vs 178 on one thread.)
 MIN_FLOPS_TO_SPLIT = 25e6
 
 _blas = None
@@ -38,23 +42,47 @@ def parts_for(flops, threads):
     return threads if flops >= MIN_FLOPS_TO_SPLIT else 1
 
 
+_helpers = None  # (ThreadPoolExecutor, worker count): started on the first split, kept for the next ones
+_helpers_lock = threading.Lock()
+
+
+def _helper_pool(count):
+    """An executor with at least ``count`` idle-waiting threads, kept between calls: starting and joining a
+    new thread for every backward pass cost 90-140 us here, handing a part to a waiting one 40-50 us."""
+    global _helpers
+    with _helpers_lock:
+        if _helpers is None or _helpers[1] < count:
+            previous = _helpers
+            _helpers = (ThreadPoolExecutor(count, thread_name_prefix="fastrnn-gemm"), count)
+            if previous is not None:
+                previous[0].shutdown(wait=False)
+        return _helpers[0]
+
+
+def _forget_helpers_in_child():
+    global _helpers
+    _helpers = None  # a forked child has none of the parent's threads
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_helpers_in_child)
+
+
 def run_parts(work, parts):
-    """Call ``work(k)`` for ``k < parts``, each part on its own thread (the caller's is one of them), with
-    BLAS on one thread throughout: its pool is not woken even when there is a single part."""
+    """Call ``work(k)`` for ``k < parts``: part 0 on the caller's thread, the others on helper threads that
+    wait between calls, with BLAS on one thread throughout (its pool is not woken even when there is a
+    single part). Every part has finished when this returns; the first exception raised is re-raised."""
     errors = []
-
-    def guarded(k):
-        try:
-            work(k)
-        except BaseException as exc:  # re-raised in the caller below
-            errors.append(exc)
-
     with _single_threaded_blas():
-        helpers = [threading.Thread(target=guarded, args=(k,), daemon=True) for k in range(1, parts)]
+        helpers = [_helper_pool(parts - 1).submit(work, k) for k in range(1, parts)] if parts > 1 else []
+        try:
+            work(0)
+        except BaseException as exc:  # re-raised below, once every helper has finished
+            errors.append(exc)
         for helper in helpers:
-            helper.start()
-        guarded(0)
-        for helper in helpers:
-            helper.join()
+            try:
+                helper.result()
+            except BaseException as exc:
+                errors.append(exc)
     if errors:
         raise errors[0]
