@@ -47,6 +47,7 @@ def problem(cell, dtype, steps, batch, inputs, hidden, ragged, with_final_grads,
     (11, 13, 4, 7, True, True),      # ragged, batch larger than the thread count, odd sizes
     (6, 5, 2, 33, True, False),      # hidden size not a multiple of any vector width
     (9, 1, 3, 64, False, True),      # a batch of one with 2+ threads: hidden units split across them
+    (5, 70, 3, 20, True, True),      # on 2 threads: blocks of 16 rows claimed in turn, the last one partial
 ])
 def test_backend_matches_reference(backend, dtype, cell, steps, batch, inputs, hidden, ragged,
                                    with_final_grads):
@@ -196,6 +197,27 @@ def test_column_split_kernels_finish_when_their_parts_run_one_after_another():
     done = subprocess.run([sys.executable, "-c", code.format(tests=os.path.dirname(__file__))],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+@pytest.mark.skipif("numba" not in FAST_BACKENDS, reason="the batch blocks are the Numba kernels'")
+@pytest.mark.parametrize("batch, parts", [(64, 2), (70, 2), (63, 2), (5, 2), (3, 4), (1, 1), (1000, 3)])
+def test_batch_blocks_hand_out_every_row_once(batch, parts):
+    """However many parts claim them, in whatever order, the blocks cover each row exactly once; they are
+    16 rows (a tile group) only when every part gets two or more, else one even share per part."""
+    from fastrnn.kernels._numba._sync import claim_block, new_block_counter, rows_per_block
+
+    rows = rows_per_block(batch, parts, 16)
+    counter = new_block_counter()
+    claimed = []
+    while True:
+        first, last = claim_block(counter, rows, batch)
+        if first == last:
+            break
+        claimed.extend(range(first, last))
+    assert claimed == list(range(batch))
+    assert claim_block(counter, rows, batch) == (batch, batch)  # and nothing more afterwards
+    assert (rows == 16) == (batch >= 2 * parts * 16)
+    assert -(-batch // rows) >= min(parts, batch) or rows == 16
 
 
 class _NaNEmptyNumPy:

@@ -1,5 +1,7 @@
-"""How a batch is split across threads: contiguous chunks, one per thread, each running the whole
-time loop (no barrier per step)."""
+"""How many parts a parallel loop has, and the contiguous share of items each part owns.
+
+The column-split kernels' parts own hidden-unit groups this way (``_sync.claim_item``); the batch
+kernels' parts instead claim blocks of rows as they come free (``_sync.claim_block``)."""
 import numba
 from numba import njit
 
@@ -7,8 +9,8 @@ from .config import JIT_OPTIONS
 
 
 def chunk_count(batch):
-    """Number of batch chunks for the current thread count (computed in Python: a call to
-    ``numba.get_num_threads`` inside a kernel would stop it from being cached)."""
+    """Number of parallel parts for a batch of ``batch`` rows at the current thread count (computed in
+    Python: a call to ``numba.get_num_threads`` inside a kernel would stop it from being cached)."""
     return max(1, min(batch, numba.get_num_threads()))
 
 

@@ -6,9 +6,8 @@ Structured like the LSTM ones. The input and recurrent products stay separate ac
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, zero_rows
-from ._sync import claim_item, finish_step, new_counters
+from ._sync import claim_block, claim_item, finish_step, new_block_counter, new_counters, rows_per_block
 from ._tiles import GROUP, PANEL, add_one_row_times_three_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
@@ -26,49 +25,55 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
     h0        (B, H)      initial state;  out (B, T, H) zero-filled, batch-first;  h_n (B, H) final state
     gates     (T, B, 3H)  written if ``save``: r, z, n after their nonlinearities
     hidden_n  (T, B, H)   written if ``save``: ``W_hn h_{t-1} + b_hn``
-    n_chunks              how many contiguous batch chunks run in parallel
+    n_chunks              parts of the parallel loop (threads); they claim blocks of rows
+                          (``_sync.rows_per_block``), each run through the whole time loop
     """
     B, T, I = x.shape
     H = h0.shape[1]
     G = 3 * H
     one = one_of(x)
-    for chunk in prange(n_chunks):
-        first, last = chunk_bounds(chunk, n_chunks, B)
-        n = last - first
-        xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
-        copy_rows(xh, I, h0[first:last])
-        from_x = np.empty((GROUP, b_ih.shape[0]), dtype=x.dtype)
-        from_h = np.empty((GROUP, b_hh.shape[0]), dtype=x.dtype)
-        for t in range(T):
-            copy_rows(xh, 0, x[first:last, t])
-            for r0 in range(0, n, GROUP):
-                rows = min(GROUP, n - r0)
-                fill_rows(from_x, rows, b_ih)
-                fill_rows(from_h, rows, b_hh)
-                add_rows_times_panels(from_x, xh, r0, rows, 0, packed_ih)
-                add_rows_times_panels(from_h, xh, r0, rows, I, packed_hh)
-                for r in range(rows):
-                    b = first + r0 + r
-                    if t >= lengths[b]:
-                        continue
-                    a, x_part, h_row = from_h[r], from_x[r], xh[r0 + r, I:]
-                    if save:
-                        copy_row(hidden_n[t, b], a[2 * H:G])
-                    r_g, z_g, n_g = a[:H], a[H:2 * H], a[2 * H:G]
-                    x_r, x_z, x_n = x_part[:H], x_part[H:2 * H], x_part[2 * H:G]
-                    for j in range(H):
-                        r_g[j] = sigmoid(x_r[j] + r_g[j])
-                    for j in range(H):
-                        z_g[j] = sigmoid(x_z[j] + z_g[j])
-                    for j in range(H):
-                        n_g[j] = tanh(x_n[j] + r_g[j] * n_g[j])
-                    for j in range(H):
-                        h_row[j] = (one - z_g[j]) * n_g[j] + z_g[j] * h_row[j]
-                    copy_row(out[b, t], h_row)
-                    if save:
-                        copy_row(gates[t, b], a[:G])
-        for r in range(n):
-            copy_row(h_n[first + r], xh[r, I:])
+    block_rows = rows_per_block(B, n_chunks, GROUP)
+    claimed = new_block_counter()
+    for part in prange(n_chunks):
+        while True:
+            first, last = claim_block(claimed, block_rows, B)
+            if first == last:
+                break
+            n = last - first
+            xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
+            copy_rows(xh, I, h0[first:last])
+            from_x = np.empty((GROUP, b_ih.shape[0]), dtype=x.dtype)
+            from_h = np.empty((GROUP, b_hh.shape[0]), dtype=x.dtype)
+            for t in range(T):
+                copy_rows(xh, 0, x[first:last, t])
+                for r0 in range(0, n, GROUP):
+                    rows = min(GROUP, n - r0)
+                    fill_rows(from_x, rows, b_ih)
+                    fill_rows(from_h, rows, b_hh)
+                    add_rows_times_panels(from_x, xh, r0, rows, 0, packed_ih)
+                    add_rows_times_panels(from_h, xh, r0, rows, I, packed_hh)
+                    for r in range(rows):
+                        b = first + r0 + r
+                        if t >= lengths[b]:
+                            continue
+                        a, x_part, h_row = from_h[r], from_x[r], xh[r0 + r, I:]
+                        if save:
+                            copy_row(hidden_n[t, b], a[2 * H:G])
+                        r_g, z_g, n_g = a[:H], a[H:2 * H], a[2 * H:G]
+                        x_r, x_z, x_n = x_part[:H], x_part[H:2 * H], x_part[2 * H:G]
+                        for j in range(H):
+                            r_g[j] = sigmoid(x_r[j] + r_g[j])
+                        for j in range(H):
+                            z_g[j] = sigmoid(x_z[j] + z_g[j])
+                        for j in range(H):
+                            n_g[j] = tanh(x_n[j] + r_g[j] * n_g[j])
+                        for j in range(H):
+                            h_row[j] = (one - z_g[j]) * n_g[j] + z_g[j] * h_row[j]
+                        copy_row(out[b, t], h_row)
+                        if save:
+                            copy_row(gates[t, b], a[:G])
+            for r in range(n):
+                copy_row(h_n[first + r], xh[r, I:])
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -83,43 +88,49 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
     d_from_h  (T, B, 3H)  zero-filled; receives the gradient at the recurrent projection
     dn_from_x (T, B, H)   zero-filled; receives the input projection's n block (r gates only the h side
                           of n, so the blocks differ there; the r and z blocks are d_from_h's)
-    n_chunks              how many contiguous batch chunks run in parallel
+    n_chunks              parts of the parallel loop (threads); they claim blocks of rows
+                          (``_sync.rows_per_block``), each run through the whole time loop
     """
     T, B, H = grad_out.shape
     one = one_of(gates)
-    for chunk in prange(n_chunks):
-        first, last = chunk_bounds(chunk, n_chunks, B)
-        n = last - first
-        acc = np.empty((GROUP, packed_w_hh.shape[0] * PANEL), dtype=gates.dtype)
-        for t in range(T - 1, -1, -1):
-            d_from_h_t = d_from_h[t]
-            for r0 in range(0, n, GROUP):
-                rows = min(GROUP, n - r0)
-                for r in range(rows):
-                    b = first + r0 + r
-                    if t >= lengths[b]:
-                        continue
-                    g, hn, go, h_prev = gates[t, b], hidden_n[t, b], grad_out[t, b], (
-                        out[b, t - 1] if t > 0 else h0[b])
-                    dnx, dhh, dh_row = dn_from_x[t, b], d_from_h_t[b], dh[b]
-                    for j in range(H):
-                        r_g, z_g, n_g = g[j], g[H + j], g[2 * H + j]
-                        dh_t = dh_row[j] + go[j]
-                        dn_pre = dh_t * (one - z_g) * (one - n_g * n_g)
-                        dz_pre = dh_t * (h_prev[j] - n_g) * z_g * (one - z_g)
-                        dr_pre = dn_pre * hn[j] * r_g * (one - r_g)
-                        dnx[j] = dn_pre
-                        dhh[j] = dr_pre
-                        dhh[H + j] = dz_pre
-                        dhh[2 * H + j] = dn_pre * r_g
-                        dh_row[j] = dh_t * z_g  # the direct path; the product is added below
-                zero_rows(acc, rows)
-                add_rows_times_panels(acc, d_from_h_t, first + r0, rows, 0, packed_w_hh)
-                for r in range(rows):
-                    b = first + r0 + r
-                    if t < lengths[b]:
+    block_rows = rows_per_block(B, n_chunks, GROUP)
+    claimed = new_block_counter()
+    for part in prange(n_chunks):
+        while True:
+            first, last = claim_block(claimed, block_rows, B)
+            if first == last:
+                break
+            n = last - first
+            acc = np.empty((GROUP, packed_w_hh.shape[0] * PANEL), dtype=gates.dtype)
+            for t in range(T - 1, -1, -1):
+                d_from_h_t = d_from_h[t]
+                for r0 in range(0, n, GROUP):
+                    rows = min(GROUP, n - r0)
+                    for r in range(rows):
+                        b = first + r0 + r
+                        if t >= lengths[b]:
+                            continue
+                        g, hn, go, h_prev = gates[t, b], hidden_n[t, b], grad_out[t, b], (
+                            out[b, t - 1] if t > 0 else h0[b])
+                        dnx, dhh, dh_row = dn_from_x[t, b], d_from_h_t[b], dh[b]
                         for j in range(H):
-                            dh[b, j] += acc[r, j]
+                            r_g, z_g, n_g = g[j], g[H + j], g[2 * H + j]
+                            dh_t = dh_row[j] + go[j]
+                            dn_pre = dh_t * (one - z_g) * (one - n_g * n_g)
+                            dz_pre = dh_t * (h_prev[j] - n_g) * z_g * (one - z_g)
+                            dr_pre = dn_pre * hn[j] * r_g * (one - r_g)
+                            dnx[j] = dn_pre
+                            dhh[j] = dr_pre
+                            dhh[H + j] = dz_pre
+                            dhh[2 * H + j] = dn_pre * r_g
+                            dh_row[j] = dh_t * z_g  # the direct path; the product is added below
+                    zero_rows(acc, rows)
+                    add_rows_times_panels(acc, d_from_h_t, first + r0, rows, 0, packed_w_hh)
+                    for r in range(rows):
+                        b = first + r0 + r
+                        if t < lengths[b]:
+                            for j in range(H):
+                                dh[b, j] += acc[r, j]
 
 
 @njit(**PARALLEL_OPTIONS)

@@ -1,6 +1,6 @@
 """Fused LSTM kernels (PyTorch gate order i, f, g, o).
 
-Each thread owns a contiguous chunk of the batch and runs the whole time loop on it: per step one
+Each thread claims blocks of batch rows and runs the whole time loop on each: per step one
 register-tiled product ``[x_t | h_{t-1}] @ [W_ih | W_hh]^T`` for its rows (no BLAS, so no second
 thread pool competing for the cores) and one fused gate pass. Backward computes per step only the
 gate gradients and ``dh_{t-1}``; :mod:`fastrnn.kernels._driver` does the weight GEMMs after it.
@@ -8,9 +8,8 @@ gate gradients and ``dh_{t-1}``; :mod:`fastrnn.kernels._driver` does the weight 
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, zero_rows
-from ._sync import claim_item, finish_step, new_counters
+from ._sync import claim_block, claim_item, finish_step, new_block_counter, new_counters, rows_per_block
 from ._tiles import (GROUP, PANEL, add_one_row_times_four_panels, add_one_row_times_panels,
                      add_one_row_times_three_panels, add_rows_times_panels)
 from .activations import one_of, sigmoid, tanh
@@ -31,55 +30,61 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
     h_n, c_n  (B, H)      receive the final states
     gates     (T, B, 4H)  written if ``save``: activated i, f, g, o
     tanh_c, c_states (T, B, H)  written if ``save``: tanh(c_t) and c_t, for the backward pass
-    n_chunks              how many contiguous batch chunks run in parallel
+    n_chunks              parts of the parallel loop (threads); they claim blocks of rows
+                          (``_sync.rows_per_block``), each run through the whole time loop
     """
     B, T, I = x.shape
     H = h0.shape[1]
     G = 4 * H
-    for chunk in prange(n_chunks):
-        first, last = chunk_bounds(chunk, n_chunks, B)
-        n = last - first
-        xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row: one product per step
-        copy_rows(xh, I, h0[first:last])
-        c = c0[first:last].copy()
-        acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
-        tc = np.empty(H, dtype=x.dtype)
-        for t in range(T):
-            copy_rows(xh, 0, x[first:last, t])
-            for r0 in range(0, n, GROUP):
-                rows = min(GROUP, n - r0)
-                fill_rows(acc, rows, bias)
-                add_rows_times_panels(acc, xh, r0, rows, 0, packed_w)
-                for r in range(rows):
-                    b = first + r0 + r
-                    if t >= lengths[b]:
-                        continue
-                    # Simple loops that each write one array: LLVM vectorises these, not a fused one.
-                    a = acc[r]
-                    i_g, f_g, g_g, o_g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:G]
-                    for j in range(H):
-                        i_g[j] = sigmoid(i_g[j])
-                    for j in range(H):
-                        f_g[j] = sigmoid(f_g[j])
-                    for j in range(H):
-                        g_g[j] = tanh(g_g[j])
-                    for j in range(H):
-                        o_g[j] = sigmoid(o_g[j])
-                    c_row, h_row = c[r0 + r], xh[r0 + r, I:]
-                    for j in range(H):
-                        c_row[j] = f_g[j] * c_row[j] + i_g[j] * g_g[j]
-                    for j in range(H):
-                        tc[j] = tanh(c_row[j])
-                    for j in range(H):
-                        h_row[j] = o_g[j] * tc[j]
-                    copy_row(out[b, t], h_row)
-                    if save:
-                        copy_row(gates[t, b], a[:G])
-                        copy_row(tanh_c[t, b], tc)
-                        copy_row(c_states[t, b], c_row)
-        for r in range(n):
-            copy_row(h_n[first + r], xh[r, I:])
-            copy_row(c_n[first + r], c[r])
+    block_rows = rows_per_block(B, n_chunks, GROUP)
+    claimed = new_block_counter()
+    for part in prange(n_chunks):
+        while True:
+            first, last = claim_block(claimed, block_rows, B)
+            if first == last:
+                break
+            n = last - first
+            xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row: one product per step
+            copy_rows(xh, I, h0[first:last])
+            c = c0[first:last].copy()
+            acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
+            tc = np.empty(H, dtype=x.dtype)
+            for t in range(T):
+                copy_rows(xh, 0, x[first:last, t])
+                for r0 in range(0, n, GROUP):
+                    rows = min(GROUP, n - r0)
+                    fill_rows(acc, rows, bias)
+                    add_rows_times_panels(acc, xh, r0, rows, 0, packed_w)
+                    for r in range(rows):
+                        b = first + r0 + r
+                        if t >= lengths[b]:
+                            continue
+                        # Simple loops that each write one array: LLVM vectorises these, not a fused one.
+                        a = acc[r]
+                        i_g, f_g, g_g, o_g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:G]
+                        for j in range(H):
+                            i_g[j] = sigmoid(i_g[j])
+                        for j in range(H):
+                            f_g[j] = sigmoid(f_g[j])
+                        for j in range(H):
+                            g_g[j] = tanh(g_g[j])
+                        for j in range(H):
+                            o_g[j] = sigmoid(o_g[j])
+                        c_row, h_row = c[r0 + r], xh[r0 + r, I:]
+                        for j in range(H):
+                            c_row[j] = f_g[j] * c_row[j] + i_g[j] * g_g[j]
+                        for j in range(H):
+                            tc[j] = tanh(c_row[j])
+                        for j in range(H):
+                            h_row[j] = o_g[j] * tc[j]
+                        copy_row(out[b, t], h_row)
+                        if save:
+                            copy_row(gates[t, b], a[:G])
+                            copy_row(tanh_c[t, b], tc)
+                            copy_row(c_states[t, b], c_row)
+            for r in range(n):
+                copy_row(h_n[first + r], xh[r, I:])
+                copy_row(c_n[first + r], c[r])
 
 
 @njit(inline="always", **JIT_OPTIONS)
@@ -112,31 +117,37 @@ def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, 
     c0        (B, H);  gates (T, B, 4H), tanh_c, c_states (T, B, H): saved by the forward pass
     dh, dc    (B, H)      in: gradient at h_n, c_n; out: gradient at h0, c0
     d_pre     (T, B, 4H)  zero-filled; receives the gradient at the gate pre-activations
-    n_chunks              how many contiguous batch chunks run in parallel
+    n_chunks              parts of the parallel loop (threads); they claim blocks of rows
+                          (``_sync.rows_per_block``), each run through the whole time loop
     """
     T, B, H = grad_out.shape
     one = one_of(gates)
-    for chunk in prange(n_chunks):
-        first, last = chunk_bounds(chunk, n_chunks, B)
-        n = last - first
-        acc = np.empty((GROUP, packed_w_hh.shape[0] * PANEL), dtype=gates.dtype)
-        for t in range(T - 1, -1, -1):
-            d_pre_t = d_pre[t]
-            for r0 in range(0, n, GROUP):
-                rows = min(GROUP, n - r0)
-                for r in range(rows):
-                    b = first + r0 + r
-                    if t >= lengths[b]:
-                        continue
-                    g, tc, go, dp = gates[t, b], tanh_c[t, b], grad_out[t, b], d_pre_t[b]
-                    c_prev = c_states[t - 1, b] if t > 0 else c0[b]
-                    dh_row, dc_row = dh[b], dc[b]
-                    add_step_gradients(g, tc, go, c_prev, dp, dh_row, dc_row, 0, H, H, one)
-                zero_rows(acc, rows)
-                add_rows_times_panels(acc, d_pre_t, first + r0, rows, 0, packed_w_hh)
-                for r in range(rows):
-                    if t < lengths[first + r0 + r]:
-                        copy_row(dh[first + r0 + r], acc[r, :H])
+    block_rows = rows_per_block(B, n_chunks, GROUP)
+    claimed = new_block_counter()
+    for part in prange(n_chunks):
+        while True:
+            first, last = claim_block(claimed, block_rows, B)
+            if first == last:
+                break
+            n = last - first
+            acc = np.empty((GROUP, packed_w_hh.shape[0] * PANEL), dtype=gates.dtype)
+            for t in range(T - 1, -1, -1):
+                d_pre_t = d_pre[t]
+                for r0 in range(0, n, GROUP):
+                    rows = min(GROUP, n - r0)
+                    for r in range(rows):
+                        b = first + r0 + r
+                        if t >= lengths[b]:
+                            continue
+                        g, tc, go, dp = gates[t, b], tanh_c[t, b], grad_out[t, b], d_pre_t[b]
+                        c_prev = c_states[t - 1, b] if t > 0 else c0[b]
+                        dh_row, dc_row = dh[b], dc[b]
+                        add_step_gradients(g, tc, go, c_prev, dp, dh_row, dc_row, 0, H, H, one)
+                    zero_rows(acc, rows)
+                    add_rows_times_panels(acc, d_pre_t, first + r0, rows, 0, packed_w_hh)
+                    for r in range(rows):
+                        if t < lengths[first + r0 + r]:
+                            copy_row(dh[first + r0 + r], acc[r, :H])
 
 
 @njit(**JIT_OPTIONS)

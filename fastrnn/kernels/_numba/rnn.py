@@ -4,9 +4,8 @@ ones: one register-tiled product of ``[x_t | h_{t-1}]`` per step."""
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds
 from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, zero_rows
-from ._sync import claim_item, finish_step, new_counters
+from ._sync import claim_block, claim_item, finish_step, new_block_counter, new_counters, rows_per_block
 from ._tiles import GROUP, PANEL, add_one_row_times_panels, add_rows_times_panels
 from .activations import one_of, tanh
 from .config import PARALLEL_OPTIONS
@@ -22,37 +21,43 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
     h0        (B, H)      initial state
     out       (B, T, H)   zero-filled, batch-first; receives h_t (the backward pass reads it)
     h_n       (B, H)      receives the final state;  relu: relu instead of tanh
-    n_chunks              how many contiguous batch chunks run in parallel
+    n_chunks              parts of the parallel loop (threads); they claim blocks of rows
+                          (``_sync.rows_per_block``), each run through the whole time loop
     """
     B, T, I = x.shape
     H = h0.shape[1]
     zero = one_of(x) - one_of(x)
-    for chunk in prange(n_chunks):
-        first, last = chunk_bounds(chunk, n_chunks, B)
-        n = last - first
-        xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
-        copy_rows(xh, I, h0[first:last])
-        acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
-        for t in range(T):
-            copy_rows(xh, 0, x[first:last, t])
-            for r0 in range(0, n, GROUP):
-                rows = min(GROUP, n - r0)
-                fill_rows(acc, rows, bias)
-                add_rows_times_panels(acc, xh, r0, rows, 0, packed_w)
-                for r in range(rows):
-                    b = first + r0 + r
-                    if t >= lengths[b]:
-                        continue
-                    a, h_row = acc[r], xh[r0 + r, I:]
-                    if relu:
-                        for j in range(H):
-                            h_row[j] = max(a[j], zero)
-                    else:
-                        for j in range(H):
-                            h_row[j] = tanh(a[j])
-                    copy_row(out[b, t], h_row)
-        for r in range(n):
-            copy_row(h_n[first + r], xh[r, I:])
+    block_rows = rows_per_block(B, n_chunks, GROUP)
+    claimed = new_block_counter()
+    for part in prange(n_chunks):
+        while True:
+            first, last = claim_block(claimed, block_rows, B)
+            if first == last:
+                break
+            n = last - first
+            xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
+            copy_rows(xh, I, h0[first:last])
+            acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
+            for t in range(T):
+                copy_rows(xh, 0, x[first:last, t])
+                for r0 in range(0, n, GROUP):
+                    rows = min(GROUP, n - r0)
+                    fill_rows(acc, rows, bias)
+                    add_rows_times_panels(acc, xh, r0, rows, 0, packed_w)
+                    for r in range(rows):
+                        b = first + r0 + r
+                        if t >= lengths[b]:
+                            continue
+                        a, h_row = acc[r], xh[r0 + r, I:]
+                        if relu:
+                            for j in range(H):
+                                h_row[j] = max(a[j], zero)
+                        else:
+                            for j in range(H):
+                                h_row[j] = tanh(a[j])
+                        copy_row(out[b, t], h_row)
+            for r in range(n):
+                copy_row(h_n[first + r], xh[r, I:])
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -66,30 +71,35 @@ def rnn_backward_recurrence(grad_out, lengths, packed_w_hh, out, dh, d_pre, relu
     T, B, H = grad_out.shape
     one = one_of(out)
     zero = one - one
-    for chunk in prange(n_chunks):
-        first, last = chunk_bounds(chunk, n_chunks, B)
-        n = last - first
-        acc = np.empty((GROUP, packed_w_hh.shape[0] * PANEL), dtype=out.dtype)
-        for t in range(T - 1, -1, -1):
-            d_pre_t = d_pre[t]
-            for r0 in range(0, n, GROUP):
-                rows = min(GROUP, n - r0)
-                for r in range(rows):
-                    b = first + r0 + r
-                    if t >= lengths[b]:
-                        continue
-                    h_t, go, dp, dh_row = out[b, t], grad_out[t, b], d_pre_t[b], dh[b]
-                    if relu:
-                        for j in range(H):
-                            dp[j] = (dh_row[j] + go[j]) if h_t[j] > zero else zero
-                    else:
-                        for j in range(H):
-                            dp[j] = (dh_row[j] + go[j]) * (one - h_t[j] * h_t[j])
-                zero_rows(acc, rows)
-                add_rows_times_panels(acc, d_pre_t, first + r0, rows, 0, packed_w_hh)
-                for r in range(rows):
-                    if t < lengths[first + r0 + r]:
-                        copy_row(dh[first + r0 + r], acc[r, :H])
+    block_rows = rows_per_block(B, n_chunks, GROUP)
+    claimed = new_block_counter()
+    for part in prange(n_chunks):
+        while True:
+            first, last = claim_block(claimed, block_rows, B)
+            if first == last:
+                break
+            n = last - first
+            acc = np.empty((GROUP, packed_w_hh.shape[0] * PANEL), dtype=out.dtype)
+            for t in range(T - 1, -1, -1):
+                d_pre_t = d_pre[t]
+                for r0 in range(0, n, GROUP):
+                    rows = min(GROUP, n - r0)
+                    for r in range(rows):
+                        b = first + r0 + r
+                        if t >= lengths[b]:
+                            continue
+                        h_t, go, dp, dh_row = out[b, t], grad_out[t, b], d_pre_t[b], dh[b]
+                        if relu:
+                            for j in range(H):
+                                dp[j] = (dh_row[j] + go[j]) if h_t[j] > zero else zero
+                        else:
+                            for j in range(H):
+                                dp[j] = (dh_row[j] + go[j]) * (one - h_t[j] * h_t[j])
+                    zero_rows(acc, rows)
+                    add_rows_times_panels(acc, d_pre_t, first + r0, rows, 0, packed_w_hh)
+                    for r in range(rows):
+                        if t < lengths[first + r0 + r]:
+                            copy_row(dh[first + r0 + r], acc[r, :H])
 
 
 @njit(**PARALLEL_OPTIONS)
