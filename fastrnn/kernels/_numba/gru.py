@@ -59,12 +59,10 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
                         a, x_part, h_row = from_h[r], from_x[r], xh[r0 + r, I:]
                         if save:
                             copy_row(hidden_n[t, b], a[2 * H:G])
+                        for j in range(2 * H):  # r and z in one loop
+                            a[j] = sigmoid(x_part[j] + a[j])
                         r_g, z_g, n_g = a[:H], a[H:2 * H], a[2 * H:G]
-                        x_r, x_z, x_n = x_part[:H], x_part[H:2 * H], x_part[2 * H:G]
-                        for j in range(H):
-                            r_g[j] = sigmoid(x_r[j] + r_g[j])
-                        for j in range(H):
-                            z_g[j] = sigmoid(x_z[j] + z_g[j])
+                        x_n = x_part[2 * H:G]
                         for j in range(H):
                             n_g[j] = tanh(x_n[j] + r_g[j] * n_g[j])
                         for j in range(H):
