@@ -240,13 +240,14 @@ class FusedKernels:
         d_pre = _filled_by_loop(cache["gates"].shape, cache["lengths"], x.shape[0], x.dtype)
         grad_out = np.ascontiguousarray(grad_out, dtype=x.dtype)
         saved = (cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre)
+        threads = self._num_threads()
         parts = self._column_parts("lstm", x.shape[1], w_hh.shape[1], self._column_backwards)
         if parts:
             self._column_backwards["lstm"](grad_out, cache["lengths"], np.ascontiguousarray(w_hh), *saved, parts)
         else:
-            packed = pack_panels(w_hh.T, threads=self._num_threads())
+            packed = pack_panels(w_hh.T, threads=threads)
             self._lstm[1](grad_out, cache["lengths"], packed, *saved, self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, self._num_threads(),
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, threads,
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, dc, grads
 
@@ -266,8 +267,9 @@ class FusedKernels:
                                          b_hh, out, gates, hidden_n, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
-            self._gru[0](_batch_first(x), lengths, pack_panels(w_ih, threads=self._num_threads()), _padded(b_ih),
-                         pack_panels(w_hh, threads=self._num_threads()), _padded(b_hh), h0, out,
+            threads = self._num_threads()
+            self._gru[0](_batch_first(x), lengths, pack_panels(w_ih, threads=threads), _padded(b_ih),
+                         pack_panels(w_hh, threads=threads), _padded(b_hh), h0, out,
                          h_n, gates, hidden_n, need_grad, self._chunk_count(B))
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
@@ -278,12 +280,13 @@ class FusedKernels:
         dh = _zeros_or_copy(grad_h_n, h0)
         d_from_h = _filled_by_loop(cache["gates"].shape, cache["lengths"], x.shape[0], x.dtype)
         dn_from_x = _filled_by_loop(cache["hidden_n"].shape, cache["lengths"], x.shape[0], x.dtype)
+        threads = self._num_threads()
         self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
-                     pack_panels(w_hh.T, threads=self._num_threads()),
+                     pack_panels(w_hh.T, threads=threads),
                      h0, out, cache["gates"], cache["hidden_n"], dh, dn_from_x, d_from_h,
                      self._chunk_count(x.shape[1]))
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_h,
-                                                   self._num_threads(), d_pre_x_tail=dn_from_x,
+                                                   threads, d_pre_x_tail=dn_from_x,
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, None, grads
 
@@ -319,10 +322,10 @@ class FusedKernels:
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh = _zeros_or_copy(grad_h_n, h0)
         d_pre = _filled_by_loop(x.shape[:2] + out.shape[2:], cache["lengths"], x.shape[0], x.dtype)
+        threads = self._num_threads()
         self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
-                     pack_panels(w_hh.T, threads=self._num_threads()),
-                     out, dh, d_pre, cache["relu"], self._chunk_count(x.shape[1]))
-        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, self._num_threads(),
+                     pack_panels(w_hh.T, threads=threads), out, dh, d_pre, cache["relu"], self._chunk_count(x.shape[1]))
+        grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, threads,
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, None, grads
 
