@@ -128,6 +128,11 @@ def versions(peers):
         # A non-editable install shadows the checkout: the figures would not be this commit's
         out["fastrnn"] += f" imported from {os.path.dirname(fastrnn.__file__)}, NOT this checkout"
     out.update({k: v for k, v in peers.items() if v})
+    try:
+        from fastrnn.kernels._cython import BUILD
+        out["fastrnn Cython build"] = BUILD  # the AVX2 build or the portable one (FASTRNN_CYTHON_BUILD)
+    except ImportError:
+        pass
     return out
 
 

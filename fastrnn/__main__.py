@@ -47,8 +47,9 @@ def main(argv=None):
             import numba
             print(f"numba {numba.__version__}; threading layer: {numba.config.THREADING_LAYER}")
         if "cython" in fastrnn.available_backends():
-            from fastrnn.kernels._cython import openmp_enabled
-            print(f"Cython kernels built with OpenMP: {openmp_enabled()}")
+            from fastrnn.kernels._cython import BUILD, openmp_enabled, runnable_builds
+            print(f"Cython kernels built with OpenMP: {openmp_enabled()}; build in use: {BUILD} "
+                  f"(runnable here: {', '.join(runnable_builds())})")
         from fastrnn.kernels import allocator_policy, waiting_policy
         print(f"OpenMP workers between calls: {waiting_policy()}")
         print(f"C heap between calls: {allocator_policy()}")

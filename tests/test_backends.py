@@ -111,6 +111,33 @@ def test_unknown_or_missing_backends_are_refused_clearly():
         fastrnn.LSTMRegressor(backend="gpu").fit(*sine_windows(20))
 
 
+@needs_cython
+def test_cython_build_follows_the_cpu_unless_the_environment_names_one():
+    """The Cython backend imports the AVX2 build when it was built and the CPU runs it; the variable
+    ``FASTRNN_CYTHON_BUILD`` picks the portable one; a name that cannot run here warns and is ignored."""
+    from fastrnn.kernels import _cython
+    runnable = _cython.runnable_builds()
+    assert runnable[0] == "baseline" and set(runnable) <= set(_cython.BUILDS)
+    show = "import fastrnn.kernels._cython as c; print(c.BUILD, c.import_build(c.BUILD).uses_avx2())"
+    out, _ = run_python(show, FASTRNN_CYTHON_BUILD="")
+    assert out.split() == [runnable[-1], str(runnable[-1] == "avx2")]
+    out, _ = run_python(show, FASTRNN_CYTHON_BUILD="baseline")
+    assert out.split() == ["baseline", "False"]
+    out, err = run_python(show, FASTRNN_CYTHON_BUILD="avx-9000")
+    assert out.split()[0] == runnable[-1]
+    assert "FASTRNN_CYTHON_BUILD='avx-9000' is not one of baseline, avx2" in err
+
+
+@needs_cython
+def test_cython_avx2_build_is_not_chosen_on_a_cpu_without_it(monkeypatch):
+    from fastrnn.kernels import _cython
+    monkeypatch.setattr(_cython, "cpu_has_avx2_fma", lambda: False)
+    monkeypatch.setenv("FASTRNN_CYTHON_BUILD", "avx2")
+    assert _cython.runnable_builds() == ["baseline"]
+    with pytest.warns(RuntimeWarning, match="this CPU lacks AVX2/FMA; using the 'baseline' Cython build"):
+        assert _cython._chosen_build() == "baseline"
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fit_with_one_backend_predict_with_every_other(backend, dtype):

@@ -13,6 +13,27 @@ GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 RTOL = {np.float64: 1e-9, np.float32: 1e-4}
 FAST_BACKENDS = [b for b in available_backends() if b != "reference"]
 
+
+def _cython_builds():
+    """``cython:<build>`` for every Cython build this CPU runs, when there is more than the one in use."""
+    if "cython" not in FAST_BACKENDS:
+        return []
+    from fastrnn.kernels import _cython
+    builds = _cython.runnable_builds()
+    return [f"cython:{b}" for b in builds] if len(builds) > 1 else []
+
+
+KERNEL_SETS = FAST_BACKENDS + _cython_builds()  # each Cython build checked on its own too
+
+
+def kernels_of(cell, kernel_set):
+    """``(forward, backward)`` of ``cell`` in a backend, or in one Cython build (``cython:avx2``)."""
+    if not kernel_set.startswith("cython:"):
+        return cell_kernels(cell, kernel_set)
+    from fastrnn.kernels import _cython
+    exported = _cython.fused_kernels(_cython.import_build(kernel_set.split(":")[1])).export()
+    return exported[f"{cell}_forward"], exported[f"{cell}_backward"]
+
 pytestmark = pytest.mark.skipif(not FAST_BACKENDS, reason="no compiled backend available")
 
 
@@ -38,7 +59,7 @@ def problem(cell, dtype, steps, batch, inputs, hidden, ragged, with_final_grads,
     return x, lengths.astype(np.int64), weights, h0, c0, grad_out, grad_h_n, grad_c_n
 
 
-@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("backend", KERNEL_SETS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("steps, batch, inputs, hidden, ragged, with_final_grads", [
@@ -53,7 +74,7 @@ def test_backend_matches_reference(backend, dtype, cell, steps, batch, inputs, h
                                    with_final_grads):
     x, lengths, weights, h0, c0, grad_out, grad_h_n, grad_c_n = problem(
         cell, dtype, steps, batch, inputs, hidden, ragged, with_final_grads)
-    fast_forward, fast_backward = cell_kernels(cell, backend)
+    fast_forward, fast_backward = kernels_of(cell, backend)
     ref_forward, ref_backward = cell_kernels(cell, "reference")
     fast = fast_forward(x, lengths, weights, h0, c0)
     ref = ref_forward(x, lengths, weights, h0, c0)
