@@ -117,8 +117,8 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
                         g, hn, go, h_prev = gates[t, b], hidden_n[t, b], grad_out[t, b], (
                             out[b, t - 1] if t > 0 else h0[b])
                         dnx, dhh, dh_row = dn_from_x[t, b], d_from_h_t[b], dh[b]
-                        # One loop per output block: stores to dhh at j and H + j in one loop kept LLVM from
-                        # vectorising it (see lstm.add_step_gradients)
+                        # One loop per output block: with stores to dhh at j, H + j and 2H + j in one loop (H
+                        # unknown when compiling) LLVM could not prove it safe to vectorise
                         for j in range(H):
                             dh_t[j] = dh_row[j] + go[j]
                         for j in range(H):  # at n's pre-activation
