@@ -14,7 +14,8 @@ compilation the first time a kernel family is used in the process) and then, aft
 fastest single call over ``--repeats`` repeats of at least ``--min-time`` seconds each. Ratios are peer ms / fastrnn ms: above 1 means fastrnn is
 faster. GFLOP/s counts ``2*T*B*G*H*(I+H)`` per layer for inference and 3x that for training, less the
 bottom layer's input gradient (``shapes.step_flops``); "% peak"
-divides by NumPy's sgemm GFLOP/s measured at the same thread count in the same run.
+divides by NumPy's sgemm GFLOP/s measured at the same thread count in the same run. Under the sgemm
+table, the issue-5 targets are checked against this run's figures (``targets.py``).
 """
 import argparse
 import datetime
@@ -34,7 +35,8 @@ from shapes import CELLS, MEMORY_SHAPE, MODES, SHAPES, make_inputs, step_flops  
 import cold_start  # noqa: E402
 import denormals  # noqa: E402
 import serve  # noqa: E402
-from timing import sgemm_gflops, time_call  # noqa: E402
+import targets  # noqa: E402
+from timing import format_ms, sgemm_gflops, time_call  # noqa: E402
 
 SECTIONS = ("table", "threads", "memory", "compile", "coldstart", "serve", "denormals", "step", "dask", "charlm")
 # Sections that are scripts of their own, run as they are and their Markdown output included as it is.
@@ -332,12 +334,6 @@ def first_calls(args, backends, notes):
 
 
 # ---------------------------------------------------------------- rendering
-def _ms(value):
-    if value is None:
-        return "—"
-    return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 100 else f"{value:.0f}"
-
-
 def _ratio(peer, ours):
     return f"{peer / ours:.2f}×" if peer and ours else "—"
 
@@ -378,6 +374,9 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
               "| threads | GFLOP/s |", "|---|---|"]
     lines += [f"| {t} | {g:.1f} |" for t, g in sorted(peak.items())] + [""]
     if rows:
+        lines.append(targets.render(targets.evaluate(rows, peak[args.threads], scaling, memory, compile_results),
+                                    args.threads))
+    if rows:
         has_ort = any("onnxruntime" in r["peers"] for r in rows)
         lines += [f"## Time per call (ms: fastest call over {args.repeats} repeats after warm-up; ratio > 1: fastrnn faster)", "",
                   "| shape | cell | mode | fastrnn backend | fastrnn ms | first call ms | PyTorch ms |"
@@ -387,9 +386,9 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
         for r in rows:
             torch_ms, ort_ms = r["peers"].get("torch"), r["peers"].get("onnxruntime")
             gflops = r["flops"] / (r["ms"] * 1e-3) / 1e9 if r["ms"] else None
-            ours = _ms(r["ms"]) if r["ms"] else r.get("missing", "—")
-            cells = [SHAPES[r["shape"]].name, r["cell"], r["mode"], r["backend"], ours, _ms(r["first"]),
-                     _ms(torch_ms)] + ([_ms(ort_ms)] if has_ort else []) + [_ratio(torch_ms, r["ms"])] \
+            ours = format_ms(r["ms"]) if r["ms"] else r.get("missing", "—")
+            cells = [SHAPES[r["shape"]].name, r["cell"], r["mode"], r["backend"], ours, format_ms(r["first"]),
+                     format_ms(torch_ms)] + ([format_ms(ort_ms)] if has_ort else []) + [_ratio(torch_ms, r["ms"])] \
                 + ([_ratio(ort_ms, r["ms"])] if has_ort else []) \
                 + [f"{gflops:.1f}" if gflops else "—",
                    f"{100 * gflops / peak[args.threads]:.0f}%" if gflops else "—"]
@@ -400,7 +399,7 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
                   f"In this process; {args.passes} pass{'es' if args.passes > 1 else ''} over the thread counts in "
                   "turn, each count's fastest kept.", "",
                   f"| cell | system | 1 thread ms | {args.threads} threads ms | speed-up |", "|---|---|---|---|---|"]
-        lines += [f"| {s['cell']} | {s['system']} | {_ms(s['one'])} | {_ms(s['many'])} | {_ratio(s['one'], s['many'])} |"
+        lines += [f"| {s['cell']} | {s['system']} | {format_ms(s['one'])} | {format_ms(s['many'])} | {_ratio(s['one'], s['many'])} |"
                   for s in scaling] + [""]
     if memory:
         lines += [f"## Peak memory of one training step ({MEMORY_SHAPE.label()})", "",

@@ -40,3 +40,10 @@ def sgemm_gflops(threads, n=2048, repeats=5):
     with threadpool_limits(threads, user_api="blas"):
         _, best = time_call(lambda: np.matmul(a, b, out=out), repeats=repeats, min_time=0.0)
     return 2.0 * n ** 3 / best / 1e9
+
+
+def format_ms(value):
+    """Milliseconds for a table: three decimals below 1, two below 100, none above; an em dash for None."""
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 100 else f"{value:.0f}"
