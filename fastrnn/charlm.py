@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import nn
 from .estimators._base import thread_limit
-from .kernels._split_gemm import _single_threaded_blas
+from .kernels._split_gemm import blas_limited
 from .nn.embedding import Embedding
 from .nn.linear import Linear
 from .nn.optim import Adam, clip_grad_norm
@@ -89,7 +89,7 @@ def _threads(n_threads):
     """:func:`thread_limit` with NumPy's BLAS on one thread. The head's GEMMs are small next to the
     recurrent kernels, and the OpenBLAS workers they woke kept spinning and took the cores from the
     kernels' threads: training ran at 18.2k instead of 23.7k characters/s on 2 cores."""
-    with thread_limit(n_threads), _single_threaded_blas():
+    with thread_limit(n_threads), blas_limited(1):
         yield
 
 

@@ -161,6 +161,21 @@ def test_thread_settings_apply_and_restore():
         set_num_threads(0)
 
 
+def test_estimator_thread_limit_sets_kernels_and_blas_for_the_block_only(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastrnn.estimators._base import thread_limit
+    from fastrnn.kernels import _split_gemm
+
+    monkeypatch.setattr(_split_gemm, "_blas", None)  # look the libraries up now, with all of them loaded
+    blas_threads = lambda: [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                            if lib["user_api"] == "blas"]
+    kernels_before, blas_before = get_num_threads(), blas_threads()
+    assert blas_before
+    with thread_limit(1):
+        assert get_num_threads() == 1 and set(blas_threads()) == {1}
+    assert get_num_threads() == kernels_before and blas_threads() == blas_before
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 def test_one_thread_and_all_threads_give_the_same_model(backend):
     X, y = sine_windows(70)

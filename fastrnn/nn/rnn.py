@@ -6,6 +6,7 @@ kernels run time-major, one direction of one layer at a time (see :mod:`fastrnn.
 """
 import numpy as np
 
+from .._finite import all_finite
 from ..kernels import cell_kernels, resolve_backend
 from . import _step
 
@@ -104,7 +105,7 @@ class _RecurrentStack:
             value = np.asarray(value)
             if value.shape != self.params[name].shape:
                 raise ValueError(f"{name}: expected shape {self.params[name].shape}, got {value.shape}")
-            if not np.all(np.isfinite(value)):
+            if not all_finite(value):
                 raise ValueError(f"{name} holds NaN or infinite values")
             incoming[name] = value
         for name, value in incoming.items():
@@ -140,7 +141,7 @@ class _RecurrentStack:
             raise ValueError(f"x must hold at least one sequence of at least one step; got shape {x.shape}")
         if x.shape[2] != self.input_size:
             raise ValueError(f"x has {x.shape[2]} features per step; this layer expects {self.input_size}")
-        if not np.all(np.isfinite(x)):
+        if not all_finite(x):
             raise ValueError("x holds NaN or infinite values")
         return x.astype(self.dtype, copy=False)
 
@@ -164,7 +165,7 @@ class _RecurrentStack:
             raise TypeError(f"{name} must hold real numbers; got dtype {state.dtype}")
         if state.shape != shape:
             raise ValueError(f"{name} must have shape {shape} (layers*directions, batch, hidden); got {state.shape}")
-        if not np.all(np.isfinite(state)):
+        if not all_finite(state):
             raise ValueError(f"{name} holds NaN or infinite values")
         return state.astype(self.dtype)
 

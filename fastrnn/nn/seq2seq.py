@@ -29,7 +29,7 @@ final top-layer ``h``.
 """
 import numpy as np
 
-from ..kernels._split_gemm import _single_threaded_blas
+from ..kernels._split_gemm import blas_limited
 from .embedding import Embedding
 from .linear import Linear
 from .rnn import GRU, LSTM
@@ -290,7 +290,7 @@ class Seq2Seq:
             raise ValueError("target must have at least one step")
         start = self._check_start(start, batch)
         forced = self._forced_steps(steps, float(teacher_forcing_ratio), rng)
-        with _single_threaded_blas():  # small GEMMs: a waking BLAS pool costs more than it gives
+        with blas_limited(1):  # small GEMMs: a waking BLAS pool costs more than it gives
             enc_shape, h, c, context = self._run_encoder(x, lengths, need_grad)
             z, _, _, record = self._decode(h, c, context, steps, start, target, forced, need_grad)
         self.last_teacher_forced = forced
@@ -311,7 +311,7 @@ class Seq2Seq:
         x = self.encoder._check_sequence(x)
         batch = x.shape[0]
         start = self._check_start(start, batch)
-        with _single_threaded_blas():
+        with blas_limited(1):
             return self._generate(x, steps, lengths, start, end_token)
 
     def _generate(self, x, steps, lengths, start, end_token):
@@ -340,7 +340,7 @@ class Seq2Seq:
         """
         if self._cache is None:
             raise RuntimeError("backward() needs a preceding forward() call (with need_grad=True)")
-        with _single_threaded_blas():
+        with blas_limited(1):
             return self._backward(grad_output, need_input_grad)
 
     def _backward(self, grad_output, need_input_grad=True):
