@@ -84,3 +84,38 @@ def test_a_child_forked_after_the_helpers_started_gets_its_own():
     run_parts(lambda k: None, 2)  # the parent's helper thread now exists
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.map_async(_split_in_child, [0]).get(timeout=TIMEOUT_S) == [[0, 1]]
+
+
+@pytest.mark.parametrize("by_steps", [True, False])
+@pytest.mark.parametrize("gru_tail", [False, True])
+@pytest.mark.parametrize("need_grad_x", [True, False])
+def test_weight_gradients_split_by_steps_or_gate_rows_match_one_product(monkeypatch, by_steps, gru_tail, need_grad_x):
+    """Both ways of splitting the weight-gradient GEMMs over 3 parts (T = 7 does not divide evenly) give
+    the single-product answer: [x | 1 | h_prev]^T d_pre, GRU's n gate from each side's own gradient.
+    float64, rtol 1e-12 (only the summation order differs)."""
+    from fastrnn.kernels import _driver
+
+    monkeypatch.setattr(_driver, "parts_for", lambda flops, threads: threads)
+    monkeypatch.setattr(_driver, "MIN_ROWS_PER_GATE_COLUMN_TO_SPLIT_STEPS", 0 if by_steps else 10 ** 9)
+    rng = np.random.default_rng(0)
+    T, B, I, H = 7, 5, 3, 4
+    G = (3 if gru_tail else 4) * H
+    x, out = rng.standard_normal((T, B, I)), rng.standard_normal((T, B, H))
+    h0, w_ih, d_pre = rng.standard_normal((B, H)), rng.standard_normal((G, I)), rng.standard_normal((T, B, G))
+    tail = rng.standard_normal((T, B, H)) if gru_tail else None
+    grad_x, (gw_ih, gw_hh, gb_ih, gb_hh) = _driver.weight_and_input_gradients(
+        x, out, h0, w_ih, d_pre, threads=3, d_pre_x_tail=tail, need_grad_x=need_grad_x)
+
+    xs, h_prev = x.reshape(T * B, I), np.concatenate([h0[None], out[:-1]]).reshape(T * B, H)
+    d2 = d_pre.reshape(T * B, G)
+    d_x = d2.copy()  # the gradient the input side sees
+    if gru_tail:
+        d_x[:, 2 * H:] = tail.reshape(T * B, H)
+    np.testing.assert_allclose(gw_ih, d_x.T @ xs, rtol=1e-12)
+    np.testing.assert_allclose(gb_ih, d_x.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(gw_hh, d2.T @ h_prev, rtol=1e-12)
+    np.testing.assert_allclose(gb_hh, d2.sum(axis=0), rtol=1e-12)
+    if need_grad_x:
+        np.testing.assert_allclose(grad_x.reshape(T * B, I), d_x @ w_ih, rtol=1e-12)
+    else:
+        assert grad_x is None
