@@ -10,8 +10,6 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_array
 
-from ._finite import all_finite
-
 FLOAT_DTYPES = (np.float64, np.float32)  # float64 first: lists and array-likes keep full precision
 
 
@@ -29,7 +27,7 @@ def _is_plain_finite_float_array(X):
     """True for a non-empty 2-D or 3-D float32/float64 ndarray with no NaN or inf, which ``check_array``
     would hand back unchanged. Anything else takes the full check and its error messages."""
     plain = type(X) is np.ndarray and X.dtype in FLOAT_DTYPES and X.ndim in (2, 3) and X.size > 0
-    return plain and all_finite(X)
+    return plain and bool(np.isfinite(X).all())
 
 
 def check_sequences(X, *, dtype=np.float32, n_features=None, name="X"):

@@ -261,23 +261,11 @@ def test_bad_input_to_predict_is_refused_clearly(fitted, bad, error, match):
         model.predict(bad(X))
 
 
-def test_finite_check_sums_first_but_never_misses():
-    from fastrnn._finite import all_finite
-
-    big = np.full(4, 3e38, dtype=np.float32)  # every value finite, their sum overflows
-    assert all_finite(big) and all_finite(np.zeros((0, 3))) and all_finite(np.arange(5))
-    for bad in (np.nan, np.inf, -np.inf):
-        broken = big.copy()
-        broken[2] = bad
-        assert not all_finite(broken)
-    assert not all_finite(np.array([np.inf, -np.inf]))  # the sum is NaN
-
-
 @pytest.mark.parametrize("X", [
     np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32),
     np.random.default_rng(1).standard_normal((3, 4)),  # univariate, float64
     np.random.default_rng(2).standard_normal((3, 8, 2))[:, ::2],  # not contiguous
-    np.full((2, 3, 1), 3e38, dtype=np.float32),  # finite, but its sum overflows
+    np.full((2, 3, 1), 3e38, dtype=np.float32),  # finite, near the float32 limit
 ])
 def test_plain_arrays_skip_check_array_with_the_same_result(X, monkeypatch):
     from fastrnn import _validation

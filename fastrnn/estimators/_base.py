@@ -12,7 +12,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .. import nn
-from .._finite import all_finite
 from .._validation import check_sample_weight, check_sequences
 from ..kernels import num_threads
 from ..kernels._split_gemm import blas_limited
@@ -204,7 +203,7 @@ class BaseRecurrentEstimator(BaseEstimator):
             chunks.append(z)
         self.head_._input = None
         z = np.concatenate(chunks, axis=0)
-        if not all_finite(z):
+        if not np.all(np.isfinite(z)):
             raise ValueError("the model produced non-finite outputs for this X: the inputs are far outside what "
                              "it was trained on, or training diverged (see the warnings from fit)")
         if not return_state:
@@ -245,7 +244,7 @@ class BaseRecurrentEstimator(BaseEstimator):
         scaled = (X - self.x_mean_) / self.x_scale_
         if lengths.min() < X.shape[1]:  # padding of shorter sequences stays zero
             scaled[np.arange(X.shape[1])[None, :] >= lengths[:, None]] = 0.0
-        if not all_finite(scaled):
+        if not np.all(np.isfinite(scaled)):
             raise ValueError("X holds values too large to standardise in this dtype; rescale X or use "
                              "dtype='float64'")
         return scaled
@@ -384,7 +383,7 @@ class BaseRecurrentEstimator(BaseEstimator):
                           ConvergenceWarning, stacklevel=3)
 
     def _parameters_finite(self):
-        return all(all_finite(v) for v in self._parameters().values())
+        return all(np.all(np.isfinite(v)) for v in self._parameters().values())
 
     def _train_step(self, X, lengths, targets, weights, batch):
         steps = int(lengths[batch].max())

@@ -6,7 +6,6 @@ kernels run time-major, one direction of one layer at a time (see :mod:`fastrnn.
 """
 import numpy as np
 
-from .._finite import all_finite
 from ..kernels import cell_kernels, resolve_backend
 from . import _step
 
@@ -105,7 +104,7 @@ class _RecurrentStack:
             value = np.asarray(value)
             if value.shape != self.params[name].shape:
                 raise ValueError(f"{name}: expected shape {self.params[name].shape}, got {value.shape}")
-            if not all_finite(value):
+            if not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} holds NaN or infinite values")
             incoming[name] = value
         for name, value in incoming.items():
@@ -141,7 +140,7 @@ class _RecurrentStack:
             raise ValueError(f"x must hold at least one sequence of at least one step; got shape {x.shape}")
         if x.shape[2] != self.input_size:
             raise ValueError(f"x has {x.shape[2]} features per step; this layer expects {self.input_size}")
-        if not all_finite(x):
+        if not np.all(np.isfinite(x)):
             raise ValueError("x holds NaN or infinite values")
         return x.astype(self.dtype, copy=False)
 
@@ -165,7 +164,7 @@ class _RecurrentStack:
             raise TypeError(f"{name} must hold real numbers; got dtype {state.dtype}")
         if state.shape != shape:
             raise ValueError(f"{name} must have shape {shape} (layers*directions, batch, hidden); got {state.shape}")
-        if not all_finite(state):
+        if not np.all(np.isfinite(state)):
             raise ValueError(f"{name} holds NaN or infinite values")
         return state.astype(self.dtype)
 
