@@ -6,7 +6,7 @@ Tolerance: norm-wise relative error max|fast - reference| / max|reference| <= 1e
 import numpy as np
 import pytest
 
-from fastrnn.kernels import available_backends, cell_kernels
+from fastrnn.kernels import _driver, available_backends, cell_kernels
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -71,7 +71,10 @@ def problem(cell, dtype, steps, batch, inputs, hidden, ragged, with_final_grads,
     (5, 70, 3, 20, True, True),      # on 2 threads: blocks of 16 rows claimed in turn, the last one partial
 ])
 def test_backend_matches_reference(backend, dtype, cell, steps, batch, inputs, hidden, ragged,
-                                   with_final_grads):
+                                   with_final_grads, monkeypatch):
+    # These problems are too small for a batch split to pay (see the next test); split them anyway, so the
+    # parallel paths are the ones checked here. One chunk is what the batches of one run.
+    monkeypatch.setattr(_driver, "batch_split_pays", lambda *args: True)
     x, lengths, weights, h0, c0, grad_out, grad_h_n, grad_c_n = problem(
         cell, dtype, steps, batch, inputs, hidden, ragged, with_final_grads)
     fast_forward, fast_backward = kernels_of(cell, backend)
@@ -89,6 +92,37 @@ def test_backend_matches_reference(backend, dtype, cell, steps, batch, inputs, h
         if want is not None:
             assert got.dtype == dtype
             assert relative_error(got, want) <= RTOL[dtype]
+
+
+def test_a_batch_split_must_save_enough_weight_streaming():
+    """Rows share a pass over the weights four at a time: two threads of two rows each stream as much
+    per step as one thread with four."""
+    assert [_driver.weight_passes(rows) for rows in (1, 3, 4, 5, 8, 35, 70)] == [1, 3, 1, 2, 2, 11, 19]
+    kib = 1 << 10
+    assert not _driver.batch_split_pays(4, 1000, 2, 300 * kib)     # 2 + 2 rows: no pass saved
+    assert _driver.batch_split_pays(2, 100, 2, 300 * kib)          # 1 + 1 rows: a 300 KiB pass saved per step
+    assert not _driver.batch_split_pays(2, 10, 2, 80 * kib)        # ... 80 KiB over 10 steps is too little
+    assert _driver.batch_split_pays(64, 50, 2, 72 * kib)           # the small benchmark shape splits
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_batch_kept_on_one_thread_gives_the_split_batchs_results(backend, cell, monkeypatch):
+    """Same kernel, one chunk instead of two. float32: Numba's one-row and four-row tiles add in the
+    same order (identical results); Cython's do not (rtol 1e-4, atol 1e-5: float32 sums in another order)."""
+    x, lengths, weights, h0, c0, grad_out, grad_h_n, grad_c_n = problem(cell, np.float32, 6, 4, 3, 16, True, True)
+    forward, backward = cell_kernels(cell, backend)
+    results = []
+    for pays in (True, False):  # always split, never split
+        monkeypatch.setattr(_driver, "batch_split_pays", lambda *args: pays)
+        out = forward(x, lengths, weights, h0, c0)
+        grads = backward(weights, out[3], grad_out, grad_h_n, grad_c_n)
+        results.append([a for a in list(out[:3]) + list(grads[:3]) + list(grads[3]) if a is not None])
+    for split, single in zip(*results):
+        if backend == "numba":
+            np.testing.assert_array_equal(split, single)
+        else:
+            np.testing.assert_allclose(split, single, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)

@@ -9,11 +9,20 @@ them into the ``{cell}_forward`` / ``{cell}_backward`` functions of the kernel c
 projection is part of each step's product, so no BLAS thread pool competes with them); after a
 backward loop the weight and input gradients are GEMMs here.
 """
+import contextlib
+
 import numpy as np
 
 from ._split_gemm import parts_for, row_bounds, run_parts
 
 PANEL = 16  # columns per packed weight panel (the tile width of the kernels)
+TILE_ROWS = 4  # batch rows that share one pass over the packed weights (both backends' tiles)
+# Splitting a batch over threads must save more weight streaming than waking a sleeping worker costs:
+# 15-40 us here, the time to stream about 3 MB of packed weights from cache. Below that one thread runs
+# the batch. Measured, 2 threads -> 1, LSTM inference: B4 T100 H64 307 -> 245 us, B4 T20 H64 127 -> 80,
+# B2 T10 H64 66 -> 58 (each thread's two rows took two passes over the weights per step, as many as
+# one thread's four); B2 T100 H128 stays split (424 us against 641 on one thread).
+MIN_WEIGHT_BYTES_SAVED_TO_SPLIT_BATCH = 3 << 20
 # Below this much packed weight, handing half the packing to a helper thread (40-50 us) saves nothing.
 MIN_BYTES_TO_SPLIT = 2 << 20
 
@@ -220,6 +229,18 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
     return (None if grad_x is None else grad_x.reshape(T, B, I)), (gw_ih, gw_hh, gb_ih, gb_hh)
 
 
+def weight_passes(rows):
+    """Passes over the packed weights one step makes for ``rows`` rows: one per full tile, one per row left."""
+    return rows // TILE_ROWS + rows % TILE_ROWS
+
+
+def batch_split_pays(batch, steps, chunks, weight_bytes):
+    """Whether running ``batch`` rows as ``chunks`` parallel chunks streams at least
+    ``MIN_WEIGHT_BYTES_SAVED_TO_SPLIT_BATCH`` fewer weight bytes over ``steps`` steps than one chunk."""
+    saved_passes = weight_passes(batch) - weight_passes(-(-batch // chunks))
+    return steps * saved_passes * weight_bytes >= MIN_WEIGHT_BYTES_SAVED_TO_SPLIT_BATCH
+
+
 class FusedKernels:
     """The contract's eight kernel functions over one backend's recurrences."""
 
@@ -227,12 +248,16 @@ class FusedKernels:
     COLUMN_SPLIT_MIN_HIDDEN = 64
 
     def __init__(self, *, lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward, rnn_backward,
-                 chunk_count, num_threads, column_forwards=None, column_backwards=None):
+                 chunk_count, num_threads, one_thread=contextlib.nullcontext, column_forwards=None,
+                 column_backwards=None):
         self._lstm = (lstm_forward, lstm_backward)
         self._gru = (gru_forward, gru_backward)
         self._rnn = (rnn_forward, rnn_backward)
         self._chunk_count = chunk_count
         self._num_threads = num_threads
+        # A context in which the backend's parallel loops run on the calling thread alone (the Numba
+        # backend's start every thread otherwise; the Cython backend's start one per chunk).
+        self._one_thread = one_thread
         # Optional {cell: forward kernel} that split each step's hidden units across threads, for
         # batches too small to give every thread rows of its own.
         self._column_forwards = column_forwards or {}
@@ -247,6 +272,15 @@ class FusedKernels:
             return 0
         threads = self._num_threads()
         return threads if 1 < threads and B < threads else 0
+
+    def _batch_chunks(self, B, T, weight_bytes):
+        """``(chunks, context)`` for a batch kernel's call: the backend's chunk count, or one chunk, run
+        in a one-thread context, where the split would not pay for waking a worker
+        (:func:`batch_split_pays`; ``weight_bytes``: what one pass over the packed weights reads)."""
+        chunks = self._chunk_count(B)
+        if chunks > 1 and not batch_split_pays(B, T, chunks, weight_bytes):
+            return 1, self._one_thread()
+        return chunks, contextlib.nullcontext()
 
     # ---------------------------------------------------------------- LSTM
     def lstm_forward(self, x, lengths, weights, h0, c0, need_grad=True):
@@ -266,9 +300,11 @@ class FusedKernels:
                                           b_ih + b_hh, c_n, out, gates, tanh_c, c_states, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
-            packed = pack_panels(w_ih, w_hh, threads=self._num_threads())
-            self._lstm[0](_batch_first(x), lengths, packed, _padded(b_ih + b_hh), h0, c0, out, h_n, c_n, gates,
-                          tanh_c, c_states, need_grad, self._chunk_count(B))
+            chunks, threads_context = self._batch_chunks(B, T, x.itemsize * (w_ih.shape[1] + H) * 4 * H)
+            with threads_context:
+                packed = pack_panels(w_ih, w_hh, threads=self._num_threads())
+                self._lstm[0](_batch_first(x), lengths, packed, _padded(b_ih + b_hh), h0, c0, out, h_n, c_n,
+                              gates, tanh_c, c_states, need_grad, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
                      c_states=c_states) if need_grad else None
         return out.transpose(1, 0, 2), h_n, c_n, cache
@@ -285,8 +321,10 @@ class FusedKernels:
         if parts:
             self._column_backwards["lstm"](grad_out, cache["lengths"], np.ascontiguousarray(w_hh), *saved, parts)
         else:
-            packed = pack_panels(w_hh.T, threads=threads)
-            self._lstm[1](grad_out, cache["lengths"], packed, *saved, self._chunk_count(x.shape[1]))
+            chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
+            with threads_context:
+                self._lstm[1](grad_out, cache["lengths"], pack_panels(w_hh.T, threads=self._num_threads()), *saved,
+                              chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, threads,
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, dc, grads
@@ -307,10 +345,12 @@ class FusedKernels:
                                          b_hh, out, gates, hidden_n, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
-            threads = self._num_threads()
-            self._gru[0](_batch_first(x), lengths, pack_panels(w_ih, threads=threads), _padded(b_ih),
-                         pack_panels(w_hh, threads=threads), _padded(b_hh), h0, out,
-                         h_n, gates, hidden_n, need_grad, self._chunk_count(B))
+            chunks, threads_context = self._batch_chunks(B, T, w_ih.nbytes + w_hh.nbytes)
+            with threads_context:
+                threads = self._num_threads()
+                self._gru[0](_batch_first(x), lengths, pack_panels(w_ih, threads=threads), _padded(b_ih),
+                             pack_panels(w_hh, threads=threads), _padded(b_hh), h0, out,
+                             h_n, gates, hidden_n, need_grad, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
 
@@ -321,10 +361,11 @@ class FusedKernels:
         d_from_h = _filled_by_loop(cache["gates"].shape, cache["lengths"], x.shape[0], x.dtype)
         dn_from_x = _filled_by_loop(cache["hidden_n"].shape, cache["lengths"], x.shape[0], x.dtype)
         threads = self._num_threads()
-        self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
-                     pack_panels(w_hh.T, threads=threads),
-                     h0, out, cache["gates"], cache["hidden_n"], dh, dn_from_x, d_from_h,
-                     self._chunk_count(x.shape[1]))
+        chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
+        with threads_context:
+            self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
+                         pack_panels(w_hh.T, threads=self._num_threads()),
+                         h0, out, cache["gates"], cache["hidden_n"], dh, dn_from_x, d_from_h, chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_h,
                                                    threads, d_pre_x_tail=dn_from_x,
                                                    need_grad_x=need_grad_x)
@@ -345,9 +386,10 @@ class FusedKernels:
                                          b_ih + b_hh, out, relu, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
-            self._rnn[0](_batch_first(x), lengths, pack_panels(w_ih, w_hh, threads=self._num_threads()),
-                         _padded(b_ih + b_hh), h0,
-                         out, h_n, relu, self._chunk_count(B))
+            chunks, threads_context = self._batch_chunks(B, T, w_ih.nbytes + w_hh.nbytes)
+            with threads_context:
+                self._rnn[0](_batch_first(x), lengths, pack_panels(w_ih, w_hh, threads=self._num_threads()),
+                             _padded(b_ih + b_hh), h0, out, h_n, relu, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, relu=relu) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
 
@@ -363,8 +405,10 @@ class FusedKernels:
         dh = _zeros_or_copy(grad_h_n, h0)
         d_pre = _filled_by_loop(x.shape[:2] + out.shape[2:], cache["lengths"], x.shape[0], x.dtype)
         threads = self._num_threads()
-        self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
-                     pack_panels(w_hh.T, threads=threads), out, dh, d_pre, cache["relu"], self._chunk_count(x.shape[1]))
+        chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
+        with threads_context:
+            self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
+                         pack_panels(w_hh.T, threads=self._num_threads()), out, dh, d_pre, cache["relu"], chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, threads,
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, None, grads

@@ -3,6 +3,8 @@
 Exposes ``{cell}_forward`` / ``{cell}_backward`` for every cell with the contract of
 :mod:`fastrnn.kernels.reference` (plus ``need_grad=False`` on forward to skip saving activations).
 """
+import contextlib
+
 import numba  # an ImportError here makes the registry fall back to another backend
 
 from .._driver import FusedKernels
@@ -36,12 +38,24 @@ def _compiled_with_slp(kernel):
     return call
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Numba's thread count, which is per calling thread, set to 1 for the block: a parallel loop then
+    runs on the caller alone and wakes no worker (it would, however few its iterations)."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
 _kernels = FusedKernels(
     lstm_forward=_compiled_with_slp(lstm_forward_recurrence),
     lstm_backward=_compiled_with_slp(lstm_backward_recurrence),
     gru_forward=_compiled_with_slp(gru_forward_recurrence), gru_backward=_compiled_with_slp(gru_backward_recurrence),
     rnn_forward=_compiled_with_slp(rnn_forward_recurrence), rnn_backward=_compiled_with_slp(rnn_backward_recurrence),
-    chunk_count=chunk_count, num_threads=lambda: get_num_threads(),
+    chunk_count=chunk_count, num_threads=lambda: get_num_threads(), one_thread=_one_thread,
     column_forwards={cell: _compiled_with_slp(kernel) for cell, kernel in (
         ("lstm", lstm_forward_columns), ("gru", gru_forward_columns), ("rnn", rnn_forward_columns))},
     column_backwards={"lstm": _compiled_with_slp(lstm_backward_columns)})
