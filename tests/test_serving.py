@@ -56,9 +56,11 @@ def _predict_in_worker(_):
 
 
 @pytest.mark.parametrize("backend", available_backends())
-def test_workers_forked_after_the_parent_used_the_model(fitted, backend):
+def test_workers_forked_after_the_parent_used_the_model(fitted, backend, monkeypatch):
     model, X = fitted
     model.model_.set_backend(backend)
+    # split even this small batch over the threads, so that the parent's worker threads have started
+    monkeypatch.setattr(fastrnn.kernels._driver, "batch_split_pays", lambda *args: True)
     expected = model.predict(X)  # the parent has run the kernels (and their threads) before forking
     _SHARED.update(model=model, X=X)
     context = multiprocessing.get_context("fork")
