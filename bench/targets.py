@@ -35,6 +35,11 @@ def _met(value, minimum, strict=False):
     return value > minimum if strict else value >= minimum
 
 
+def _ratio_text(ratio, minimum):
+    """``1.23×``; three decimals where two would round onto the threshold and hide which side it is on."""
+    return f"{ratio:.3f}×" if round(ratio, 2) == minimum else f"{ratio:.2f}×"
+
+
 def _target(area, what, required, measured, met, ceiling=None):
     return dict(area=area, what=what, required=required, measured=measured, met=met, ceiling=ceiling)
 
@@ -59,8 +64,8 @@ def _speed_targets(rows, sgemm_gflops):
         ratio = peer_ms / row["ms"] if peer_ms and row["ms"] else None
         floor_ms = row["flops"] / (sgemm_gflops * 1e9) * 1e3 if sgemm_gflops else None
         ceiling = peer_ms / floor_ms if peer_ms and floor_ms else None
-        measured = (f"{ratio:.2f}× ({format_ms(row['ms'])} vs {PEER_NAMES[peer_name]} {format_ms(peer_ms)} ms)"
-                    if ratio else "not measured")
+        measured = (f"{_ratio_text(ratio, minimum)} ({format_ms(row['ms'])} vs {PEER_NAMES[peer_name]} "
+                    f"{format_ms(peer_ms)} ms)" if ratio else "not measured")
         required = (f"> 1× {against}" if strict else f"≥ {minimum:g}× {against}")
         targets.append(_target(f"{mode}", f"{shape_name} {cell}", required, measured,
                                _met(ratio, minimum, strict), ceiling))
