@@ -376,7 +376,6 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
     if rows:
         lines.append(targets.render(targets.evaluate(rows, peak[args.threads], scaling, memory, compile_results),
                                     args.threads))
-    if rows:
         has_ort = any("onnxruntime" in r["peers"] for r in rows)
         lines += [f"## Time per call (ms: fastest call over {args.repeats} repeats after warm-up; ratio > 1: fastrnn faster)", "",
                   "| shape | cell | mode | fastrnn backend | fastrnn ms | first call ms | PyTorch ms |"

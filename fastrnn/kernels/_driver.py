@@ -300,9 +300,10 @@ class FusedKernels:
                                           b_ih + b_hh, c_n, out, gates, tanh_c, c_states, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
-            chunks, threads_context = self._batch_chunks(B, T, x.itemsize * (w_ih.shape[1] + H) * 4 * H)
+            packing_threads = self._num_threads()  # read before the context may set it to 1
+            chunks, threads_context = self._batch_chunks(B, T, w_ih.nbytes + w_hh.nbytes)
             with threads_context:
-                packed = pack_panels(w_ih, w_hh, threads=self._num_threads())
+                packed = pack_panels(w_ih, w_hh, threads=packing_threads)
                 self._lstm[0](_batch_first(x), lengths, packed, _padded(b_ih + b_hh), h0, c0, out, h_n, c_n,
                               gates, tanh_c, c_states, need_grad, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
@@ -323,8 +324,7 @@ class FusedKernels:
         else:
             chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
             with threads_context:
-                self._lstm[1](grad_out, cache["lengths"], pack_panels(w_hh.T, threads=self._num_threads()), *saved,
-                              chunks)
+                self._lstm[1](grad_out, cache["lengths"], pack_panels(w_hh.T, threads=threads), *saved, chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, threads,
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, dc, grads
@@ -345,11 +345,11 @@ class FusedKernels:
                                          b_hh, out, gates, hidden_n, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
+            packing_threads = self._num_threads()  # read before the context may set it to 1
             chunks, threads_context = self._batch_chunks(B, T, w_ih.nbytes + w_hh.nbytes)
             with threads_context:
-                threads = self._num_threads()
-                self._gru[0](_batch_first(x), lengths, pack_panels(w_ih, threads=threads), _padded(b_ih),
-                             pack_panels(w_hh, threads=threads), _padded(b_hh), h0, out,
+                self._gru[0](_batch_first(x), lengths, pack_panels(w_ih, threads=packing_threads), _padded(b_ih),
+                             pack_panels(w_hh, threads=packing_threads), _padded(b_hh), h0, out,
                              h_n, gates, hidden_n, need_grad, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
@@ -364,7 +364,7 @@ class FusedKernels:
         chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
         with threads_context:
             self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
-                         pack_panels(w_hh.T, threads=self._num_threads()),
+                         pack_panels(w_hh.T, threads=threads),
                          h0, out, cache["gates"], cache["hidden_n"], dh, dn_from_x, d_from_h, chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_h,
                                                    threads, d_pre_x_tail=dn_from_x,
@@ -386,9 +386,10 @@ class FusedKernels:
                                          b_ih + b_hh, out, relu, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
+            packing_threads = self._num_threads()  # read before the context may set it to 1
             chunks, threads_context = self._batch_chunks(B, T, w_ih.nbytes + w_hh.nbytes)
             with threads_context:
-                self._rnn[0](_batch_first(x), lengths, pack_panels(w_ih, w_hh, threads=self._num_threads()),
+                self._rnn[0](_batch_first(x), lengths, pack_panels(w_ih, w_hh, threads=packing_threads),
                              _padded(b_ih + b_hh), h0, out, h_n, relu, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, relu=relu) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
@@ -408,7 +409,7 @@ class FusedKernels:
         chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
         with threads_context:
             self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
-                         pack_panels(w_hh.T, threads=self._num_threads()), out, dh, d_pre, cache["relu"], chunks)
+                         pack_panels(w_hh.T, threads=threads), out, dh, d_pre, cache["relu"], chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, threads,
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, None, grads
