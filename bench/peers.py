@@ -94,6 +94,15 @@ def parse_args(argv):
 
 
 # ---------------------------------------------------------------- environment
+def numba_vectors():
+    """The vector width fastrnn's Numba kernels may use here (fastrnn/kernels/_numba/_vector_width.py)."""
+    try:
+        from fastrnn.kernels._numba import _vector_width
+    except ImportError:
+        return "numba not available"
+    return _vector_width.describe()
+
+
 def machine_description():
     model, cores = platform.processor() or platform.machine(), os.cpu_count()
     try:
@@ -360,7 +369,8 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
              f"- Date: {meta['date']}",
              f"- Machine: {meta['machine']}; load average (1/5/15 min) at start {meta['load_start']}, "
              f"at end {meta['load_end']}",
-             f"- Threads: {args.threads} for every system; numba threading layer: {meta['threading_layer']}",
+             f"- Threads: {args.threads} for every system; numba threading layer: {meta['threading_layer']}; "
+             f"numba vectors: {meta['vectors']}",
              f"- fastrnn's C heap between calls: {meta['allocator']}",
              "- Main table: " + ((f"each system timed in its own process (`--isolate`)"
                                   + (f", {args.passes} passes in alternating order, each cell's fastest kept"
@@ -501,7 +511,7 @@ def main(argv=None):
         layer = "not initialised (no parallel kernel ran)"
     meta = dict(date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
                 machine=machine_description(), load_start=load_start, load_end=load_average(),
-                threading_layer=layer, allocator=allocator_policy(), versions=versions(peers), missing=missing,
+                threading_layer=layer, vectors=numba_vectors(), allocator=allocator_policy(), versions=versions(peers), missing=missing,
                 head_source=_training.head_source(), command=command)
     text = render(args, meta, peak, rows, scaling, memory, compiled, cold, served, denormal_rows, notes, scripts)
     print(text)

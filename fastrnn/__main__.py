@@ -45,7 +45,10 @@ def main(argv=None):
               f"default: {fastrnn.get_default_backend()}; kernel threads: {fastrnn.get_num_threads()}")
         if "numba" in fastrnn.available_backends():
             import numba
-            print(f"numba {numba.__version__}; threading layer: {numba.config.THREADING_LAYER}")
+
+            from fastrnn.kernels._numba import _vector_width
+            print(f"numba {numba.__version__}; threading layer: {numba.config.THREADING_LAYER}; "
+                  f"vectors: {_vector_width.describe()}")
         if "cython" in fastrnn.available_backends():
             from fastrnn.kernels._cython import BUILD, openmp_enabled, runnable_builds
             print(f"Cython kernels built with OpenMP: {openmp_enabled()}; build in use: {BUILD} "

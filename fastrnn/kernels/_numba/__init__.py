@@ -8,6 +8,7 @@ import contextlib
 import numba  # an ImportError here makes the registry fall back to another backend
 
 from .._driver import FusedKernels
+from . import _vector_width  # noqa: F401 (before the kernels: it sets Numba's CPU features before any @njit)
 from ._chunks import chunk_count
 from .gru import gru_backward_recurrence, gru_forward_columns, gru_forward_recurrence
 from .lstm import lstm_backward_columns, lstm_backward_recurrence, lstm_forward_columns, lstm_forward_recurrence
