@@ -10,6 +10,7 @@ error-prone, so they are generated; ``tests/test_kernels.py`` checks that the fi
 import os
 
 PANEL = 16  # weight columns per packed panel: two 8-float AVX registers
+GROUP_ROWS = 16  # rows of add_group_times_panels: the kernels' GROUP
 
 
 def _body_lines(rows, columns, row_of, vector_of, panel_of):
@@ -49,12 +50,16 @@ The weights come packed in panels of {PANEL} columns, ``packed[p, k, c] = W[k, {
 """
 from numba import njit
 
+from ._vector_width import FULL_WIDTH_VECTORS
 from .activations import one_of
 from .config import TILE_OPTIONS
 
 PANEL = {PANEL}
 ROWS = 4  # batch rows per tile in add_four_rows_times_panels
 GROUP = 16  # rows whose products are computed before their gate pass (add_rows_times_panels)
+# A whole group in one tile needs {GROUP_ROWS} vector accumulators of {PANEL} floats: 16 of the 32 zmm registers
+# with 512-bit vectors, but 32 ymm (all 16 and more) without; see add_group_times_panels.
+GROUP_TILE = FULL_WIDTH_VECTORS
 
 
 @njit(**TILE_OPTIONS)
@@ -113,13 +118,34 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
         body = _body_lines(1, count * PANEL, lambda r: "acc", lambda r: "vector", lambda p: f"panel{p}")
         lines += ["    " + line for line in body]
     lines += ["", "", "@njit(**TILE_OPTIONS)",
+              "def add_group_times_panels(acc, vectors, row0, col0, packed):",
+              f'    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for all ``r < {GROUP_ROWS}`` (a full group).',
+              "",
+              f"    acc ({GROUP_ROWS}, P * {PANEL}); vectors (rows, >= col0 + K); packed (P, K, {PANEL}). A {GROUP_ROWS} x {PANEL} tile: each",
+              "    panel row loaded once per group instead of once per 4 rows, and 16 independent FMA chains. With",
+              "    512-bit vectors (one zmm register per row) it ran 1.4-2.3x the 4-row tile's GFLOP/s on one core of",
+              "    an AVX-512 Xeon (K x N = 72 x 256 to 1024 x 2048, 16 rows); with 256-bit vectors it would spill.",
+              '    """',
+              "    K = packed.shape[1]",
+              "    zero = one_of(acc) - one_of(acc)"]
+    lines += [f"    acc{r}, row{r}_ = acc[{r}], vectors[row0 + {r}]" for r in range(GROUP_ROWS)]
+    lines += ["    for p in range(packed.shape[0]):",
+              f"        offset = p * {PANEL}",
+              "        panel = packed[p]"]
+    group = _body_lines(GROUP_ROWS, PANEL, lambda r: f"acc{r}", lambda r: f"row{r}_", lambda p: "panel")
+    lines += ["        " + line for line in group]
+    lines += ["", "", "@njit(**TILE_OPTIONS)",
               "def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):",
               f'    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for ``r < rows`` (``rows <= GROUP``).',
               "",
-              "    4-row tiles over all panels, then the rows left over through the one-row tile. (Looping",
-              "    panel by panel over the tiles, to reuse each panel from L1, measured slower here: 1.8 vs",
-              "    1.3 ms on the small shape, no gain on the large one.)",
+              "    A full group in one tile where vectors are 512 bits wide (``GROUP_TILE``); otherwise 4-row",
+              "    tiles over all panels, then the rows left over through the one-row tile. (Looping panel by",
+              "    panel over the tiles, to reuse each panel from L1, measured slower: 1.8 vs 1.3 ms on the small",
+              "    shape, no gain on the large one.)",
               '    """',
+              "    if GROUP_TILE and rows == GROUP:",
+              "        add_group_times_panels(acc, vectors, row0, col0, packed)",
+              "        return",
               "    full = rows // ROWS * ROWS",
               "    for r in range(0, full, ROWS):",
               "        add_four_rows_times_panels(acc, r, vectors, row0 + r, col0, packed, 0, packed.shape[0])",
