@@ -69,12 +69,14 @@ def problem(cell, dtype, steps, batch, inputs, hidden, ragged, with_final_grads,
     (6, 5, 2, 33, True, False),      # hidden size not a multiple of any vector width
     (9, 1, 3, 64, False, True),      # a batch of one with 2+ threads: hidden units split across them
     (5, 70, 3, 20, True, True),      # on 2 threads: blocks of 16 rows claimed in turn, the last one partial
+    (4, 37, 130, 16, True, True),    # wide input: projected before the time loop (Numba); full and partial groups
 ])
 def test_backend_matches_reference(backend, dtype, cell, steps, batch, inputs, hidden, ragged,
                                    with_final_grads, monkeypatch):
     # These problems are too small for a batch split to pay (see the next test); split them anyway, so the
     # parallel paths are the ones checked here. One chunk is what the batches of one run.
     monkeypatch.setattr(_driver, "batch_split_pays", lambda *args: True)
+    monkeypatch.setattr(_driver, "MIN_WEIGHT_BYTES_TO_PROJECT", 0)  # small weights: project wide inputs anyway
     x, lengths, weights, h0, c0, grad_out, grad_h_n, grad_c_n = problem(
         cell, dtype, steps, batch, inputs, hidden, ragged, with_final_grads)
     fast_forward, fast_backward = kernels_of(cell, backend)
@@ -92,6 +94,15 @@ def test_backend_matches_reference(backend, dtype, cell, steps, batch, inputs, h
         if want is not None:
             assert got.dtype == dtype
             assert relative_error(got, want) <= RTOL[dtype]
+
+
+def test_inputs_are_projected_before_the_time_loop_only_when_wide_with_uncached_weights():
+    weights = lambda gates, I, H: (np.empty((gates * H, I), np.float32), np.empty((gates * H, H), np.float32))
+    assert _driver.projection_pays(*weights(4, 512, 512))  # large LSTM: 8 MB of weights
+    assert _driver.projection_pays(*weights(3, 512, 512))  # large GRU: 6 MB
+    assert not _driver.projection_pays(*weights(4, 256, 256))  # medium's second layer: 2 MB, cached
+    assert not _driver.projection_pays(*weights(4, 16, 1024))  # narrow input: little to gain
+    assert not _driver.projection_pays(*weights(3, 512, 501))  # 3H not whole panels
 
 
 def test_a_batch_split_must_save_enough_weight_streaming():
@@ -196,6 +207,34 @@ def test_register_tile_compiles_to_packed_fmas_without_spills():
     vector_spills = re.findall(r"vmov\w+\s+%[yz]mm\d+, -?\d*\(%rsp\)", asm)
     assert len(packed_fmas) >= 4 and not scalar_fmas, (len(packed_fmas), len(scalar_fmas))
     assert len(vector_spills) <= 16, f"{len(vector_spills)} vector registers spilled to the stack"
+
+def test_group_tile_compiles_to_512_bit_fmas_without_spills():
+    """Where fastrnn allowed 512-bit vectors, the 16-row group tile must keep its 16 accumulators in zmm
+    registers (16 of 32); on 256-bit vectors it would need 32 and is not used (``_tiles.GROUP_TILE``)."""
+    import re
+
+    numba = pytest.importorskip("numba")
+    from fastrnn.kernels._numba import _tiles
+    from fastrnn.kernels._numba.config import TILE_OPTIONS
+
+    if not _tiles.GROUP_TILE:
+        pytest.skip("no 512-bit vectors here: the group tile is not used")
+    fresh = numba.njit(**dict(TILE_OPTIONS, cache=False))(_tiles.add_group_times_panels.py_func)
+    packed, vectors = np.ones((2, 8, 16), np.float32), np.ones((16, 8), np.float32)
+    acc = np.zeros((16, 32), np.float32)
+    slp = numba.config.SLP_VECTORIZE
+    numba.config.SLP_VECTORIZE = 1
+    try:
+        fresh(acc, vectors, 0, 0, packed)
+    finally:
+        numba.config.SLP_VECTORIZE = slp
+    np.testing.assert_array_equal(acc, 8.0)
+    asm = next(iter(fresh.inspect_asm().values()))
+    assert len(re.findall(r"vfmadd\d+ps\s[^\n]*%zmm", asm)) >= 16
+    assert not re.findall(r"vfmadd\d+ss", asm)
+    vector_spills = re.findall(r"vmov\w+\s+%zmm\d+, -?\d*\(%rsp\)", asm)
+    assert len(vector_spills) <= 16, f"{len(vector_spills)} vector registers spilled to the stack"
+
 
 def _numba_kernels_splitting_columns(parts):
     """The Numba backend's kernel functions, told the thread count is ``parts`` (so a batch of one

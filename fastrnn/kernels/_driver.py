@@ -5,9 +5,11 @@ A compiled backend (Numba, Cython) provides only the six recurrence functions â€
 the argument lists documented on the Numba versions in :mod:`fastrnn.kernels._numba` â€” and a
 ``chunk_count(batch)`` that says how many batch chunks run in parallel. :class:`FusedKernels` turns
 them into the ``{cell}_forward`` / ``{cell}_backward`` functions of the kernel contract
-(:mod:`fastrnn.kernels.reference`). Forward runs entirely inside the backend's threads (the input
-projection is part of each step's product, so no BLAS thread pool competes with them); after a
-backward loop the weight and input gradients are GEMMs here.
+(:mod:`fastrnn.kernels.reference`). Forward runs inside the backend's threads, the input projection
+part of each step's product, except for wide inputs on a backend that takes them projected: then one
+GEMM here projects all steps first (:func:`projected_inputs`). After a backward loop the weight and input
+gradients are GEMMs here. These GEMMs run on Python threads with single-threaded BLAS, so no BLAS
+thread pool competes with the backend's threads (:mod:`._split_gemm`).
 """
 import contextlib
 
@@ -25,6 +27,14 @@ TILE_ROWS = 4  # batch rows that share one pass over the packed weights (both ba
 MIN_WEIGHT_BYTES_SAVED_TO_SPLIT_BATCH = 3 << 20
 # Below this much packed weight, handing half the packing to a helper thread (40-50 us) saves nothing.
 MIN_BYTES_TO_SPLIT = 2 << 20
+# For inputs at least this wide, and weights of at least this many bytes, a backend that can
+# (``FusedKernels(projects_inputs=True)``) projects the inputs of all steps in one GEMM before the time
+# loop, whose steps then stream only W_hh. Weights that a core's cache holds stream cheaply anyway:
+# measured on 2 cores (paired A/B, median time ratio projected/fused), the large shape's 8 MB (LSTM) and
+# 6 MB (GRU) 0.80-0.81 in inference and 0.88 in training; the medium shape's 2 MB (second layer,
+# I = 256) 0.96-1.02 in inference but 1.18-1.25 in training, so it stays fused.
+MIN_INPUT_TO_PROJECT = 128
+MIN_WEIGHT_BYTES_TO_PROJECT = 4 << 20
 
 
 def pack_panels(*blocks, threads=1):
@@ -229,6 +239,33 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
     return (None if grad_x is None else grad_x.reshape(T, B, I)), (gw_ih, gw_hh, gb_ih, gb_hh)
 
 
+def projection_pays(w_ih, w_hh):
+    """Whether the input projection is done before the time loop (:func:`projected_inputs`): for wide
+    inputs and weights too large for a core's cache, where the gate rows (4H, 3H) fill whole panels (the
+    time loop reads the projection as its gate rows, padding included)."""
+    gate_rows, I = w_ih.shape
+    return (I >= MIN_INPUT_TO_PROJECT and w_ih.nbytes + w_hh.nbytes >= MIN_WEIGHT_BYTES_TO_PROJECT
+            and gate_rows % PANEL == 0)
+
+
+def projected_inputs(x, w_ih, bias, threads=1):
+    """``x_t W_ih^T + bias`` for every row and step, (B, T, N), from ``x`` (B, T, I) C-contiguous and
+    ``w_ih`` (N, I): one GEMM, split over ``threads`` by rows (see :mod:`._split_gemm`)."""
+    B, T, I = x.shape
+    rows = x.reshape(B * T, I)
+    projection = np.empty((B * T, w_ih.shape[0]), dtype=x.dtype)
+    parts = parts_for(2.0 * projection.size * I, threads)
+    bounds = row_bounds(B * T, parts)
+
+    def part(k):
+        first, stop = bounds[k]
+        np.matmul(rows[first:stop], w_ih.T, out=projection[first:stop])
+        projection[first:stop] += bias
+
+    run_parts(part, parts)
+    return projection.reshape(B, T, -1)
+
+
 def weight_passes(rows):
     """Passes over the packed weights one step makes for ``rows`` rows: one per full tile, one per row left."""
     return rows // TILE_ROWS + rows % TILE_ROWS
@@ -249,7 +286,7 @@ class FusedKernels:
 
     def __init__(self, *, lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward, rnn_backward,
                  chunk_count, num_threads, one_thread=contextlib.nullcontext, column_forwards=None,
-                 column_backwards=None):
+                 column_backwards=None, projects_inputs=False):
         self._lstm = (lstm_forward, lstm_backward)
         self._gru = (gru_forward, gru_backward)
         self._rnn = (rnn_forward, rnn_backward)
@@ -263,6 +300,9 @@ class FusedKernels:
         self._column_forwards = column_forwards or {}
         self._column_backwards = column_backwards or {}  # likewise for backward loops (same arguments as
         # the batch kernel's, with W_hh as stored instead of packed)
+        # Whether the batch forward kernels also take inputs projected beforehand (see projection_pays):
+        # the LSTM's with W_hh alone packed, the GRU's with a packed W_ih of no rows
+        self._projects_inputs = projects_inputs
 
     def _column_parts(self, cell, B, H, column_kernels=None):
         """Threads to split each step's hidden units over, or 0 to split the batch instead (or when
@@ -300,12 +340,17 @@ class FusedKernels:
                                           b_ih + b_hh, c_n, out, gates, tanh_c, c_states, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
-            packing_threads = self._num_threads()  # read before the context may set it to 1
-            chunks, threads_context = self._batch_chunks(B, T, w_ih.nbytes + w_hh.nbytes)
+            threads = self._num_threads()  # read before the context may set it to 1
+            project = self._projects_inputs and projection_pays(w_ih, w_hh)
+            chunks, threads_context = self._batch_chunks(B, T, w_hh.nbytes + (0 if project else w_ih.nbytes))
             with threads_context:
-                packed = pack_panels(w_ih, w_hh, threads=packing_threads)
-                self._lstm[0](_batch_first(x), lengths, packed, _padded(b_ih + b_hh), h0, c0, out, h_n, c_n,
-                              gates, tanh_c, c_states, need_grad, chunks)
+                if project:
+                    x_in = projected_inputs(_batch_first(x), w_ih, b_ih + b_hh, threads)
+                    packed = pack_panels(w_hh, threads=threads)
+                else:
+                    x_in, packed = _batch_first(x), pack_panels(w_ih, w_hh, threads=threads)
+                self._lstm[0](x_in, lengths, packed, _padded(b_ih + b_hh), h0, c0, out, h_n, c_n, gates, tanh_c,
+                              c_states, need_grad, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
                      c_states=c_states) if need_grad else None
         return out.transpose(1, 0, 2), h_n, c_n, cache
@@ -345,12 +390,17 @@ class FusedKernels:
                                          b_hh, out, gates, hidden_n, need_grad, parts)
             h_n[:] = xh[T, :, x.shape[2]:]
         else:
-            packing_threads = self._num_threads()  # read before the context may set it to 1
-            chunks, threads_context = self._batch_chunks(B, T, w_ih.nbytes + w_hh.nbytes)
+            threads = self._num_threads()  # read before the context may set it to 1
+            project = self._projects_inputs and projection_pays(w_ih, w_hh)
+            chunks, threads_context = self._batch_chunks(B, T, w_hh.nbytes + (0 if project else w_ih.nbytes))
             with threads_context:
-                self._gru[0](_batch_first(x), lengths, pack_panels(w_ih, threads=packing_threads), _padded(b_ih),
-                             pack_panels(w_hh, threads=packing_threads), _padded(b_hh), h0, out,
-                             h_n, gates, hidden_n, need_grad, chunks)
+                if project:
+                    x_in = projected_inputs(_batch_first(x), w_ih, b_ih, threads)
+                    packed_ih = np.empty((-(-3 * H // PANEL), 0, PANEL), dtype=x.dtype)
+                else:
+                    x_in, packed_ih = _batch_first(x), pack_panels(w_ih, threads=threads)
+                self._gru[0](x_in, lengths, packed_ih, _padded(b_ih), pack_panels(w_hh, threads=threads),
+                             _padded(b_hh), h0, out, h_n, gates, hidden_n, need_grad, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
 

@@ -56,7 +56,7 @@ _kernels = FusedKernels(
     lstm_backward=_compiled_with_slp(lstm_backward_recurrence),
     gru_forward=_compiled_with_slp(gru_forward_recurrence), gru_backward=_compiled_with_slp(gru_backward_recurrence),
     rnn_forward=_compiled_with_slp(rnn_forward_recurrence), rnn_backward=_compiled_with_slp(rnn_backward_recurrence),
-    chunk_count=chunk_count, num_threads=lambda: get_num_threads(), one_thread=_one_thread,
+    chunk_count=chunk_count, num_threads=lambda: get_num_threads(), one_thread=_one_thread, projects_inputs=True,
     column_forwards={cell: _compiled_with_slp(kernel) for cell, kernel in (
         ("lstm", lstm_forward_columns), ("gru", gru_forward_columns), ("rnn", rnn_forward_columns))},
     column_backwards={"lstm": _compiled_with_slp(lstm_backward_columns)})

@@ -16,21 +16,25 @@ from .config import PARALLEL_OPTIONS
 @njit(**PARALLEL_OPTIONS)
 def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out, h_n, gates, hidden_n, save,
                            n_chunks):
-    """Run the GRU over all steps, input projection included.
+    """Run the GRU over all steps, input projection included (or done beforehand).
 
-    x         (B, T, I)   inputs, batch-first (the layers' layout: no transposing copy)
+    x         (B, T, I)   inputs, batch-first (the layers' layout: no transposing copy); or, where the
+                          input projection was done beforehand, ``W_ih x_t + b_ih`` (B, T, 3H)
     lengths   (B,)        steps of each sequence; finished rows keep their state and output zeros
-    packed_ih (P, I, 16), packed_hh (P, H, 16)  ``W_ih^T`` and ``W_hh^T`` in 16-column panels
-    b_ih, b_hh (16P,)     biases, zero-padded
+    packed_ih (P, I, 16), packed_hh (P, H, 16)  ``W_ih^T`` and ``W_hh^T`` in 16-column panels; packed_ih
+                          (P, 0, 16) with a projected ``x`` (3H = 16P then)
+    b_ih, b_hh (16P,)     biases, zero-padded (b_ih not read with a projected ``x``)
     h0        (B, H)      initial state;  out (B, T, H) zero-filled, batch-first;  h_n (B, H) final state
     gates     (T, B, 3H)  written if ``save``: r, z, n after their nonlinearities
     hidden_n  (T, B, H)   written if ``save``: ``W_hn h_{t-1} + b_hn``
     n_chunks              parts of the parallel loop (threads); they claim blocks of rows
                           (``_sync.rows_per_block``), each run through the whole time loop
     """
-    B, T, I = x.shape
+    B, T = x.shape[0], x.shape[1]
     H = h0.shape[1]
     G = 3 * H
+    projected = packed_ih.shape[1] == 0
+    I = 0 if projected else x.shape[2]  # the columns of x_t in xh
     one = one_of(x)
     block_rows = rows_per_block(B, n_chunks, GROUP)
     claimed = new_block_counter()
@@ -46,12 +50,17 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
             from_h = np.empty((GROUP, b_hh.shape[0]), dtype=x.dtype)
             n_g = np.empty(H, dtype=x.dtype)
             for t in range(T):
-                copy_rows(xh, 0, x[first:last, t])
+                if not projected:
+                    copy_rows(xh, 0, x[first:last, t])
                 for r0 in range(0, n, GROUP):
                     rows = min(GROUP, n - r0)
-                    fill_rows(from_x, rows, b_ih)
+                    if projected:
+                        for r in range(rows):
+                            copy_row(from_x[r], x[first + r0 + r, t])
+                    else:
+                        fill_rows(from_x, rows, b_ih)
+                        add_rows_times_panels(from_x, xh, r0, rows, 0, packed_ih)
                     fill_rows(from_h, rows, b_hh)
-                    add_rows_times_panels(from_x, xh, r0, rows, 0, packed_ih)
                     add_rows_times_panels(from_h, xh, r0, rows, I, packed_hh)
                     for r in range(rows):
                         b = first + r0 + r

@@ -34,12 +34,14 @@ def gate_activation_constants(like, units):
 @njit(**PARALLEL_OPTIONS)
 def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, gates, tanh_c, c_states, save,
                             n_chunks):
-    """Run the LSTM over all steps, input projection included.
+    """Run the LSTM over all steps, input projection included (or done beforehand).
 
-    x         (B, T, I)   inputs, batch-first (the layers' layout: no transposing copy)
+    x         (B, T, I)   inputs, batch-first (the layers' layout: no transposing copy); or, where the
+                          input projection was done beforehand, ``W_ih x_t + b_ih + b_hh`` (B, T, 4H)
     lengths   (B,)        steps of each sequence; finished rows keep their state and output zeros
-    packed_w  (P, I+H, 16)  ``[W_ih | W_hh]^T`` in 16-column panels (see ``_tiles``), 4H padded to 16P
-    bias      (16P,)      ``b_ih + b_hh``, zero-padded
+    packed_w  (P, I+H, 16)  ``[W_ih | W_hh]^T`` in 16-column panels (see ``_tiles``), 4H padded to 16P;
+                          or ``W_hh^T`` alone (P, H, 16) with a projected ``x`` (4H = 16P then)
+    bias      (16P,)      ``b_ih + b_hh``, zero-padded (not read with a projected ``x``)
     h0, c0    (B, H)      initial states
     out       (B, T, H)   zero-filled, batch-first (the layers' output layout); receives h_t of running rows
     h_n, c_n  (B, H)      receive the final states
@@ -48,9 +50,11 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
     n_chunks              parts of the parallel loop (threads); they claim blocks of rows
                           (``_sync.rows_per_block``), each run through the whole time loop
     """
-    B, T, I = x.shape
+    B, T = x.shape[0], x.shape[1]
     H = h0.shape[1]
     G = 4 * H
+    projected = packed_w.shape[1] == H
+    I = 0 if projected else x.shape[2]  # the columns of x_t in xh
     block_rows = rows_per_block(B, n_chunks, GROUP)
     claimed = new_block_counter()
     scale, shift = gate_activation_constants(x, H)
@@ -63,13 +67,18 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
             xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row: one product per step
             copy_rows(xh, I, h0[first:last])
             c = c0[first:last].copy()
-            acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
+            acc = np.empty((GROUP, packed_w.shape[0] * PANEL), dtype=x.dtype)
             tc = np.empty(H, dtype=x.dtype)
             for t in range(T):
-                copy_rows(xh, 0, x[first:last, t])
+                if not projected:
+                    copy_rows(xh, 0, x[first:last, t])
                 for r0 in range(0, n, GROUP):
                     rows = min(GROUP, n - r0)
-                    fill_rows(acc, rows, bias)
+                    if projected:
+                        for r in range(rows):
+                            copy_row(acc[r], x[first + r0 + r, t])
+                    else:
+                        fill_rows(acc, rows, bias)
                     add_rows_times_panels(acc, xh, r0, rows, 0, packed_w)
                     for r in range(rows):
                         b = first + r0 + r
