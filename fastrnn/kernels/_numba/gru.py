@@ -55,8 +55,7 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
                 for r0 in range(0, n, GROUP):
                     rows = min(GROUP, n - r0)
                     if projected:
-                        for r in range(rows):
-                            copy_row(from_x[r], x[first + r0 + r, t])
+                        copy_rows(from_x, 0, x[first + r0:first + r0 + rows, t])
                     else:
                         fill_rows(from_x, rows, b_ih)
                         add_rows_times_panels(from_x, xh, r0, rows, 0, packed_ih)

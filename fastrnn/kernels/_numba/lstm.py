@@ -67,7 +67,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
             xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row: one product per step
             copy_rows(xh, I, h0[first:last])
             c = c0[first:last].copy()
-            acc = np.empty((GROUP, packed_w.shape[0] * PANEL), dtype=x.dtype)
+            acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
             tc = np.empty(H, dtype=x.dtype)
             for t in range(T):
                 if not projected:
@@ -75,8 +75,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
                 for r0 in range(0, n, GROUP):
                     rows = min(GROUP, n - r0)
                     if projected:
-                        for r in range(rows):
-                            copy_row(acc[r], x[first + r0 + r, t])
+                        copy_rows(acc, 0, x[first + r0:first + r0 + rows, t])
                     else:
                         fill_rows(acc, rows, bias)
                     add_rows_times_panels(acc, xh, r0, rows, 0, packed_w)
