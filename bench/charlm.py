@@ -15,8 +15,9 @@ see ``bench/peers.py --isolate``) after a few warm-up steps on a copy of the mod
 score the validation play with the same procedure (``fastrnn.charlm.evaluation_windows``), which is
 not counted in the training time. "chars/s" counts predicted characters per second of training;
 "chars per CPU-second" divides by the process's CPU time instead, which is steadier on a machine
-shared with other work (both OpenMP runtimes wait passively by default here, so idle workers do not
-burn CPU time; ``--torch-wait-policy default`` gives PyTorch its own spinning default).
+shared with other work (PyTorch's OpenMP workers wait passively by default here, so idle workers do not
+burn CPU time, and fastrnn's spin only briefly, see fastrnn/kernels/_openmp.py; ``--torch-wait-policy
+default`` gives PyTorch its own spinning default).
 """
 import argparse
 import json
@@ -46,8 +47,8 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--validation-play", default="tempest")
     parser.add_argument("--torch-wait-policy", choices=("passive", "default"), default="passive",
-                        help="OMP_WAIT_POLICY of the PyTorch process: 'passive' (as fastrnn runs its own OpenMP "
-                             "workers) or PyTorch's default (spinning workers, slow on a busy machine)")
+                        help="OMP_WAIT_POLICY of the PyTorch process: 'passive' (idle workers sleep) "
+                             "or PyTorch's default (spinning workers, slow on a busy machine)")
     parser.add_argument("--markdown-out", default=None)
     parser.add_argument("--only-system", choices=SYSTEMS, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json-out", default=None, help=argparse.SUPPRESS)
