@@ -371,7 +371,7 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
              f"at end {meta['load_end']}",
              f"- Threads: {args.threads} for every system; numba threading layer: {meta['threading_layer']}; "
              f"numba vectors: {meta['vectors']}",
-             f"- fastrnn's C heap between calls: {meta['allocator']}",
+             f"- fastrnn's C heap between calls: {meta['allocator']}; OpenMP workers between calls: {meta['waiting']}",
              "- Main table: " + ((f"each system timed in its own process (`--isolate`)"
                                   + (f", {args.passes} passes in alternating order, each cell's fastest kept"
                                      if args.passes > 1 else "")) if args.isolate
@@ -447,6 +447,14 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
     return "\n".join(lines)
 
 
+def fresh_process_waiting_policy():
+    """How OpenMP workers wait between calls in a process that loads fastrnn first, as the isolated fastrnn
+    timings do (this process loaded torch, and with it torch's libgomp, before fastrnn)."""
+    code = "import fastrnn.kernels as k; k.available_backends(); print(k.waiting_policy())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or f"unknown (exit code {proc.returncode})"
+
+
 def _isolated_child(args):
     from runners import set_threads
 
@@ -511,7 +519,8 @@ def main(argv=None):
         layer = "not initialised (no parallel kernel ran)"
     meta = dict(date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
                 machine=machine_description(), load_start=load_start, load_end=load_average(),
-                threading_layer=layer, vectors=numba_vectors(), allocator=allocator_policy(), versions=versions(peers), missing=missing,
+                threading_layer=layer, vectors=numba_vectors(), allocator=allocator_policy(), waiting=fresh_process_waiting_policy(),
+                versions=versions(peers), missing=missing,
                 head_source=_training.head_source(), command=command)
     text = render(args, meta, peak, rows, scaling, memory, compiled, cold, served, denormal_rows, notes, scripts)
     print(text)
