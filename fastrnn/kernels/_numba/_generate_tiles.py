@@ -11,6 +11,7 @@ import os
 
 PANEL = 16  # weight columns per packed panel: two 8-float AVX registers
 GROUP_ROWS = 16  # rows of add_group_times_panels: the kernels' GROUP
+SAME_L1_SET_BYTES = 4096  # addresses this far apart share an L1 set (64 sets of 64-byte lines)
 
 
 def _body_lines(rows, columns, row_of, vector_of, panel_of):
@@ -142,8 +143,14 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "    tiles over all panels, then the rows left over through the one-row tile. (Looping panel by",
               "    panel over the tiles, to reuse each panel from L1, measured slower: 1.8 vs 1.3 ms on the small",
               "    shape, no gain on the large one.)",
+              "",
+              "    Not the group tile where ``vectors``' rows lie a multiple of 4 KiB apart (the LSTM backward's",
+              "    gate gradients at H = 256 and 512, the large LSTM's [x | h]): the 16 values it reads per k then",
+              "    fall in one L1 set, which holds 8 lines on an AMD Zen 4, and evict each other on every k.",
+              "    Paired runs there, 4-row tiles for such rows over the group tile: medium LSTM training step",
+              "    0.85x the time, large 0.77-0.82x, large LSTM inference 0.93x.",
               '    """',
-              "    if GROUP_TILE and rows == GROUP:",
+              f"    if GROUP_TILE and rows == GROUP and vectors.strides[0] % {SAME_L1_SET_BYTES}:",
               "        add_group_times_panels(acc, vectors, row0, col0, packed)",
               "        return",
               "    full = rows // ROWS * ROWS",
