@@ -4,8 +4,8 @@ GNU libgomp's workers busy-spin after a parallel region (up to ~300k spins by de
 A long spin fights other threads for the cores: with NumPy's threaded BLAS running the GEMMs around
 the time loop, it made a B=1 LSTM call on 2 cores 12x slower (8 ms instead of 0.67 ms). Sleeping at
 once (``OMP_WAIT_POLICY=PASSIVE``) has the opposite cost: every call must wake the workers, and in
-the virtual machines measured here a wake-up takes 40-90 us, more than a whole B=1 step sequence's
-share of work (an empty 2-thread region: 58-94 us passive, 2-4 us with the worker still spinning).
+the virtual machines measured here a wake-up takes 60-200 us, a large part of a B=1 forward pass (an
+empty 2-thread region: 58-94 us passive, 2-4 us with the worker still spinning, after 0-50 us of Python).
 
 So fastrnn loads libgomp with a short spin, ``GOMP_SPINCOUNT=10000`` pause turns (200-500 us on an
 AMD Zen 4): long enough that a worker is still awake when the next call comes after the Python
@@ -19,8 +19,10 @@ longer (100000) sped up inference as much but slowed the small LSTM training ste
 libgomp reads the setting once, when it is loaded. fastrnn loads it so just before its compiled
 backends (Numba's ``omp`` layer and the Cython extension share the system libgomp), unless the user
 set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` (their choice stands) or libgomp is already loaded (then
-nothing can change it). The environment is restored afterwards, so child processes and other OpenMP
-runtimes (PyTorch bundles its own) are untouched.
+nothing can change it). The environment is restored afterwards, so child processes do not inherit it.
+PyTorch bundles a libgomp of the same name: imported after fastrnn, it ran on the one already loaded,
+with this setting (small GRU inference in PyTorch took 22 ms instead of 4-5 ms in one such process
+here); a program that runs both should import torch first.
 """
 import ctypes
 import os
