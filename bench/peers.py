@@ -14,7 +14,8 @@ compilation the first time a kernel family is used in the process) and then, aft
 fastest single call over ``--repeats`` repeats of at least ``--min-time`` seconds each. Ratios are peer ms / fastrnn ms: above 1 means fastrnn is
 faster. GFLOP/s counts ``2*T*B*G*H*(I+H)`` per layer for inference and 3x that for training, less the
 bottom layer's input gradient (``shapes.step_flops``); "% peak"
-divides by NumPy's sgemm GFLOP/s measured at the same thread count in the same run. Under the sgemm
+divides by the sgemm GFLOP/s measured at the same thread count in the same run: the faster of NumPy's
+BLAS and, where installed, ONNX Runtime's MatMul. Under the sgemm
 table, the issue-5 targets are checked against this run's figures (``targets.py``).
 """
 import argparse
@@ -36,7 +37,7 @@ import cold_start  # noqa: E402
 import denormals  # noqa: E402
 import serve  # noqa: E402
 import targets  # noqa: E402
-from timing import format_ms, sgemm_gflops, time_call  # noqa: E402
+from timing import blas_architecture, format_ms, onnxruntime_sgemm_gflops, sgemm_gflops, time_call  # noqa: E402
 
 SECTIONS = ("table", "threads", "memory", "compile", "coldstart", "serve", "denormals", "step", "dask", "charlm")
 # Sections that are scripts of their own, run as they are and their Markdown output included as it is.
@@ -363,7 +364,7 @@ def script_sections(args, notes):
     return parts
 
 
-def render(args, meta, peak, rows, scaling, memory, compile_results, cold, served, denormal_rows, notes,
+def render(args, meta, sgemm, rows, scaling, memory, compile_results, cold, served, denormal_rows, notes,
            scripts=()):
     lines = [f"# fastrnn vs PyTorch vs ONNX Runtime", "",
              f"- Date: {meta['date']}",
@@ -380,9 +381,14 @@ def render(args, meta, peak, rows, scaling, memory, compile_results, cold, serve
              f"- Missing peers: {', '.join(meta['missing']) or 'none'}",
              f"- Training step head/optimiser for fastrnn: {meta['head_source']}",
              f"- Command: `{meta['command']}`", ""]
-    lines += ["## sgemm roofline (NumPy float32 2048×2048 matmul, same run)", "",
-              "| threads | GFLOP/s |", "|---|---|"]
-    lines += [f"| {t} | {g:.1f} |" for t, g in sorted(peak.items())] + [""]
+    peak = {t: max(g for g in pair if g is not None) for t, pair in sgemm.items()}
+    lines += ["## sgemm roofline (float32 2048×2048 matmul, same run)", "",
+              "The peak is the faster of NumPy's BLAS and ONNX Runtime's MatMul (MLAS): a BLAS that does not "
+              "know the CPU runs kernels narrower than it has.", "",
+              f"| threads | NumPy ({blas_architecture() or 'BLAS'} kernels) GFLOP/s | ONNX Runtime MatMul GFLOP/s "
+              "| peak used GFLOP/s |", "|---|---|---|---|"]
+    lines += [f"| {t} | {numpy_g:.1f} | {'—' if ort_g is None else f'{ort_g:.1f}'} | {peak[t]:.1f} |"
+              for t, (numpy_g, ort_g) in sorted(sgemm.items())] + [""]
     if rows:
         lines.append(targets.render(targets.evaluate(rows, peak[args.threads], scaling, memory, compile_results),
                                     args.threads))
@@ -497,10 +503,9 @@ def main(argv=None):
 
     notes = []
     set_threads(args.threads)
-    peak = {args.threads: sgemm_gflops(args.threads)}
-    if args.threads != 1:
-        peak[1] = sgemm_gflops(1)
-    print(f"sgemm GFLOP/s: {peak}", file=sys.stderr)
+    sgemm = {t: (sgemm_gflops(t), onnxruntime_sgemm_gflops(t)) for t in sorted({args.threads, 1})}
+    peak = {t: max(g for g in pair if g is not None) for t, pair in sgemm.items()}
+    print(f"sgemm GFLOP/s (NumPy, ONNX Runtime): {sgemm}", file=sys.stderr)
     rows = []
     if "table" in args.sections:
         systems = table_systems(backends, peers)
@@ -522,7 +527,7 @@ def main(argv=None):
                 threading_layer=layer, vectors=numba_vectors(), allocator=allocator_policy(), waiting=fresh_process_waiting_policy(),
                 versions=versions(peers), missing=missing,
                 head_source=_training.head_source(), command=command)
-    text = render(args, meta, peak, rows, scaling, memory, compiled, cold, served, denormal_rows, notes, scripts)
+    text = render(args, meta, sgemm, rows, scaling, memory, compiled, cold, served, denormal_rows, notes, scripts)
     print(text)
     if args.markdown_out:
         with open(args.markdown_out, "w") as fh:

@@ -42,6 +42,46 @@ def sgemm_gflops(threads, n=2048, repeats=5):
     return 2.0 * n ** 3 / best / 1e9
 
 
+def blas_architecture():
+    """The CPU kernel family NumPy's BLAS picked here (e.g. OpenBLAS's ``Haswell`` or ``SkylakeX``), or None."""
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            return info.get("architecture")
+    return None
+
+
+def onnxruntime_sgemm_gflops(threads, n=2048, repeats=5):
+    """GFLOP/s of ONNX Runtime's float32 ``MatMul`` (its MLAS kernels) on ``(n, n) @ (n, n)`` with
+    ``threads`` intra-op threads, or None where ``onnxruntime`` or ``onnx`` is not installed.
+
+    A second measure of the machine's sgemm speed: NumPy's OpenBLAS falls back to its AVX2 kernels on
+    CPUs it does not know (an AMD Zen 5 read as ``Haswell`` ran at half the AVX-512 rate), and a
+    roofline against that would flatter fastrnn.
+    """
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
+    shape = [n, n]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "sgemm",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name in ("a", "b")],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # readable by every onnxruntime the bench extra admits
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feed = {name: rng.standard_normal(shape).astype(np.float32) for name in ("a", "b")}
+    _, best = time_call(lambda: session.run(None, feed), repeats=repeats, min_time=0.0)
+    return 2.0 * n ** 3 / best / 1e9
+
+
 def format_ms(value):
     """Milliseconds for a table: three decimals below 1, two below 100, none above; an em dash for None."""
     if value is None:
