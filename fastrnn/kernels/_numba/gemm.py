@@ -1,0 +1,114 @@
+"""A single-threaded float32 GEMM on the kernels' group tile, for the driver's products.
+
+The driver runs its GEMMs (input projection, weight and input gradients) on NumPy's BLAS, one part per
+Python thread. A BLAS that does not know the CPU falls back to narrower kernels: on an AMD Zen 5,
+NumPy's OpenBLAS picked its ``Haswell`` (AVX2) kernels and ran at 105 GFLOP/s per core where the
+machine's AVX-512 does about 200. :mod:`fastrnn.kernels._gemm` chooses this product instead there.
+
+One signature per function, compiled when this module is imported (``_gemm`` imports it with SLP
+vectorisation on, at the first float32 product): operands of any strides take the generic ``A``
+layout, so no later shape or view compiles anything.
+"""
+import numpy as np
+from numba import njit
+
+from ._tiles import GROUP, PANEL, add_group_columns_times_panels
+from .config import JIT_OPTIONS
+
+
+# Steps of k per block. Where all of B's packed panels fit in L2, or K is short, one block: each row
+# block then keeps its sums in registers over all of K. Otherwise blocks of K_BLOCK steps, whose panels
+# stay in cache while every row block passes over them (the sums go back to memory after each block).
+# Measured per core on a Zen 5, GFLOP/s, blocks of 128 / 256 / 512 / all K: M x K x N = 2048 x 1600 x
+# 1025 (the large shape's weight gradients) 116 / 142 / 111 / 144; 1024 x 6400 x 321 (medium's) 140 /
+# 134 / 115 / 117; 512 x 51200 x 145 (infer_batch's) 112 / 127 / 116 / 53.
+L2_BYTES_FOR_PANELS = 1 << 20
+SHORT_K = 512
+K_BLOCK = 256
+
+
+def k_block_for(K, panels):
+    """Steps of k per block for a product of depth K with ``panels`` packed panels (see above)."""
+    if K <= SHORT_K or K * panels * PANEL * 4 <= L2_BYTES_FOR_PANELS:
+        return max(1, K)
+    return K_BLOCK
+
+
+@njit("void(float32[:, :], float32[:, :, :, ::1])", **JIT_OPTIONS)
+def pack_columns(b, packed):
+    """``packed[j, p, k, c] = b[j * kb + k, 16 p + c]`` for b (K, N) of any strides, with zeros past
+    column N and past step K.
+
+    packed (ceil(K / kb), ceil(N / 16), kb, 16): per block of ``kb`` steps, the panel layout of ``_tiles``.
+    """
+    K, N = b.shape
+    n_blocks, P, kb = packed.shape[0], packed.shape[1], packed.shape[2]
+    for j in range(n_blocks):
+        for p in range(P):
+            first = p * PANEL
+            width = min(PANEL, N - first)
+            for k in range(kb):
+                row = packed[j, p, k]
+                step = j * kb + k
+                if step >= K:
+                    width_here = 0
+                else:
+                    width_here = width
+                for c in range(width_here):
+                    row[c] = b[step, first + c]
+                for c in range(width_here, PANEL):
+                    row[c] = 0
+
+
+@njit("void(float32[:, :], intp, float32[:, :, ::1])", **JIT_OPTIONS)
+def pack_row_blocks(a, k0, columns):
+    """``columns[g, k, r] = a[16 g + r, k0 + k]`` for a (M, K) of any strides; zeros past row M and step K.
+
+    columns (ceil(M / 16), kb, 16): each block of 16 rows of ``a``, steps ``k0 .. k0 + kb - 1``, as the
+    column tile reads them. ``a`` is read along its memory: by rows, or, for a transposed view (the
+    weight gradients' ``d_pre^T``), a step of all rows at a time.
+    """
+    M, K = a.shape
+    n_groups, kb = columns.shape[0], columns.shape[1]
+    steps = min(kb, K - k0)
+    if steps < kb or M % GROUP:
+        columns[:] = 0
+    if a.strides[1] == a.itemsize:
+        for g in range(n_groups):
+            block = columns[g]
+            first = g * GROUP
+            for r in range(min(GROUP, M - first)):
+                source = a[first + r, k0:k0 + steps]
+                for k in range(steps):
+                    block[k, r] = source[k]
+    else:
+        for k in range(steps):
+            source = a[:, k0 + k]
+            for g in range(n_groups):
+                target = columns[g, k]
+                first = g * GROUP
+                for r in range(min(GROUP, M - first)):
+                    target[r] = source[first + r]
+
+
+@njit("void(float32[:, :], float32[:, :, :, ::1], float32[:, ::1])", **JIT_OPTIONS)
+def multiply_packed(a, packed, out):
+    """``out = a @ B`` with B packed by :func:`pack_columns`.
+
+    a (M, K) of any strides; packed (KB, P, kb, 16); out (M, N) C-contiguous with N <= 16 P. For each
+    block of kb steps, the rows of ``a`` are packed 16 at a time (:func:`pack_row_blocks`) and each
+    block is multiplied by the step block's panels in one column tile; the tiles add into a (M padded
+    to 16, 16 P) sum, whose first N columns ``out`` receives.
+    """
+    M, K = a.shape
+    N = out.shape[1]
+    n_blocks, P, kb = packed.shape[0], packed.shape[1], packed.shape[2]
+    n_groups = -(-M // GROUP)
+    columns = np.empty((n_groups, kb, GROUP), dtype=a.dtype)
+    total = np.zeros((n_groups * GROUP, P * PANEL), dtype=a.dtype)
+    for j in range(n_blocks):
+        pack_row_blocks(a, j * kb, columns)
+        for g in range(n_groups):
+            add_group_columns_times_panels(total[g * GROUP:(g + 1) * GROUP], columns[g], packed[j])
+    for r in range(M):
+        out[r] = total[r, :N]
