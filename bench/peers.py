@@ -104,6 +104,15 @@ def numba_vectors():
     return _vector_width.describe()
 
 
+def gemm_policy():
+    """Which code runs fastrnn's float32 GEMMs around the time loops here (fastrnn/kernels/_gemm.py)."""
+    try:
+        from fastrnn.kernels import _gemm
+        return _gemm.describe()
+    except ImportError:
+        return "NumPy's BLAS"
+
+
 def machine_description():
     model, cores = platform.processor() or platform.machine(), os.cpu_count()
     try:
@@ -373,6 +382,7 @@ def render(args, meta, sgemm, rows, scaling, memory, compile_results, cold, serv
              f"- Threads: {args.threads} for every system; numba threading layer: {meta['threading_layer']}; "
              f"numba vectors: {meta['vectors']}",
              f"- fastrnn's C heap between calls: {meta['allocator']}; OpenMP workers between calls: {meta['waiting']}",
+             f"- fastrnn's float32 GEMMs outside the time loops (projection, gradients): {meta['gemm']}",
              "- Main table: " + ((f"each system timed in its own process (`--isolate`)"
                                   + (f", {args.passes} passes in alternating order, each cell's fastest kept"
                                      if args.passes > 1 else "")) if args.isolate
@@ -525,6 +535,7 @@ def main(argv=None):
     meta = dict(date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
                 machine=machine_description(), load_start=load_start, load_end=load_average(),
                 threading_layer=layer, vectors=numba_vectors(), allocator=allocator_policy(), waiting=fresh_process_waiting_policy(),
+                gemm=gemm_policy(),
                 versions=versions(peers), missing=missing,
                 head_source=_training.head_source(), command=command)
     text = render(args, meta, sgemm, rows, scaling, memory, compiled, cold, served, denormal_rows, notes, scripts)

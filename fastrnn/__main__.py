@@ -56,6 +56,8 @@ def main(argv=None):
         from fastrnn.kernels import allocator_policy, waiting_policy
         print(f"OpenMP workers between calls: {waiting_policy()}")
         print(f"C heap between calls: {allocator_policy()}")
+        from fastrnn.kernels import _gemm
+        print(f"float32 GEMMs outside the time loops: {_gemm.describe()}")
         return 0
     from fastrnn import demo
 

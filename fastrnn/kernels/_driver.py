@@ -15,6 +15,7 @@ import contextlib
 
 import numpy as np
 
+from ._gemm import matmul
 from ._split_gemm import parts_for, row_bounds, run_parts
 
 PANEL = 16  # columns per packed weight panel (the tile width of the kernels)
@@ -196,19 +197,19 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
         a, b = rows.start, rows.stop
         if a < split:
             shared = slice(a, min(b, split))
-            np.matmul(d2[d_rows, shared].T, ops, out=out_merged[shared])
+            matmul(d2[d_rows, shared].T, ops, out=out_merged[shared])
             out_gb_hh[shared] = out_merged[shared, I]
         if b > split:  # GRU's n gate: each side has its own gradient
             own, own_tail = slice(max(a, split), b), slice(max(a, split) - split, b - split)
-            recurrent = d2[d_rows, own].T @ ops[:, I:]
+            recurrent = matmul(d2[d_rows, own].T, ops[:, I:])
             out_merged[own, I + 1:] = recurrent[:, 1:]
             out_gb_hh[own] = recurrent[:, 0]
-            out_merged[own, :I + 1] = tail2[d_rows, own_tail].T @ ops[:, :I + 1]
+            out_merged[own, :I + 1] = matmul(tail2[d_rows, own_tail].T, ops[:, :I + 1])
 
     def input_gradient(rows):
-        np.matmul(d2[rows, :split], w_ih[:split], out=grad_x[rows])
+        matmul(d2[rows, :split], w_ih[:split], out=grad_x[rows])
         if tail2 is not None:
-            grad_x[rows] += tail2[rows] @ w_ih[split:]
+            grad_x[rows] += matmul(tail2[rows], w_ih[split:])
 
     if by_steps:
         step_bounds = row_bounds(T, parts)
@@ -259,7 +260,7 @@ def projected_inputs(x, w_ih, bias, threads=1):
 
     def part(k):
         first, stop = bounds[k]
-        np.matmul(rows[first:stop], w_ih.T, out=projection[first:stop])
+        matmul(rows[first:stop], w_ih.T, out=projection[first:stop])
         projection[first:stop] += bias
 
     run_parts(part, parts)

@@ -1,0 +1,122 @@
+"""The driver's matrix products: NumPy's BLAS, or fastrnn's own GEMM where that BLAS is narrower.
+
+OpenBLAS picks its kernels by the CPU it recognises; on one it does not know it falls back to older
+ones. NumPy's OpenBLAS read an AMD Zen 5 as ``Haswell`` and ran AVX2 kernels: 105 GFLOP/s per core,
+against about 200 for AVX-512 code on that machine (ONNX Runtime's MLAS; OpenBLAS's own ``SkylakeX``
+kernels when forced with ``OPENBLAS_CORETYPE``). Where Numba's code uses 512-bit vectors and NumPy's
+OpenBLAS runs kernels without AVX-512, float32 products go to :mod:`fastrnn.kernels._numba.gemm`
+instead: the driver's products of the large, medium and infer_batch shapes ran there at 115-165
+GFLOP/s per core, packing included, against 95-105 on that BLAS. Paired whole calls, 2 threads (median
+time ratio, this GEMM over the BLAS): large LSTM and GRU inference 0.89 and 0.84 (the projection),
+training steps large 0.89 and 0.84, medium 0.92 and 0.94, infer_batch 0.93 and 1.06 (the GRU's a loss).
+``FASTRNN_GEMM=blas`` or ``=numba`` forces the choice.
+"""
+import os
+import threading
+
+import numpy as np
+
+# OpenBLAS kernel families (threadpoolctl's "architecture") that use AVX-512.
+AVX512_OPENBLAS_KERNELS = {"skylakex", "cooperlake", "sapphirerapids"}
+MIN_ROWS = 16  # fewer rows than a tile's 16 pad the tile more than they fill it: BLAS then
+# Thin products stay on the BLAS too: every element of ``a`` is copied into the tile's layout once, for
+# only 2N FLOPs of work, and under four panels the column padding is large.
+MIN_COLUMNS = 64
+# Below this many FLOPs the packing and the calls cost more than the faster tile saves: the small shape's
+# weight gradients (60 MFLOP per part) took 0.97-1.16 ms on it against 0.83-1.08 on the BLAS (Zen 5).
+MIN_FLOPS = 100e6
+
+_choice = []  # [bool] once decided: whether float32 products use the Numba GEMM
+_gemm_module = []  # [module] once imported
+_compile_lock = threading.Lock()
+
+
+def blas_is_narrower():
+    """Whether NumPy's BLAS is OpenBLAS running kernels without AVX-512 while Numba's code here uses
+    512-bit vectors."""
+    from ._numba._vector_width import FULL_WIDTH_VECTORS
+
+    if not FULL_WIDTH_VECTORS:
+        return False
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return False
+    for info in threadpool_info():
+        if info.get("user_api") == "blas" and info.get("internal_api") == "openblas":
+            architecture = (info.get("architecture") or "").lower()
+            return bool(architecture) and architecture not in AVX512_OPENBLAS_KERNELS
+    return False
+
+
+def uses_numba_gemm():
+    """Whether float32 products run on the Numba GEMM (decided once per process)."""
+    if not _choice:
+        forced = os.environ.get("FASTRNN_GEMM", "").lower()
+        if forced in ("blas", "numba"):
+            use = forced == "numba"
+        else:
+            try:
+                use = blas_is_narrower()
+            except ImportError:  # no Numba: the BLAS it is
+                use = False
+        _choice.append(use)
+    return _choice[0]
+
+
+def describe():
+    """One line for ``fastrnn info``: which code runs the driver's float32 GEMMs, and why."""
+    if uses_numba_gemm():
+        return "fastrnn's Numba GEMM (NumPy's BLAS runs narrower vectors here)"
+    return "NumPy's BLAS"
+
+
+def _numba_gemm():
+    """The module :mod:`._numba.gemm`, imported (its one signature per function compiled, or loaded from
+    Numba's cache) with LLVM's SLP vectoriser on: the register tile becomes packed FMAs only with it
+    (see ``_numba.__init__``). The products run on several Python threads, so under a lock."""
+    if not _gemm_module:
+        with _compile_lock:
+            if not _gemm_module:
+                import numba
+
+                previous = numba.config.SLP_VECTORIZE
+                numba.config.SLP_VECTORIZE = 1
+                try:
+                    from ._numba import gemm
+                finally:
+                    numba.config.SLP_VECTORIZE = previous
+                _gemm_module.append(gemm)
+    return _gemm_module[0]
+
+
+def _numba_matmul(a, b, out):
+    from ._numba._tiles import PANEL
+
+    gemm = _numba_gemm()
+    (M, K), N = a.shape, b.shape[1]
+    panels = -(-N // PANEL)
+    kb = gemm.k_block_for(K, panels)
+    packed = np.empty((-(-K // kb), panels, kb, PANEL), dtype=np.float32)
+    gemm.pack_columns(b, packed)
+    target = out if out is not None and out.flags.c_contiguous else np.empty((M, N), dtype=np.float32)
+    gemm.multiply_packed(a, packed, target)
+    if out is None:
+        return target
+    if target is not out:
+        out[...] = target
+    return out
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N) of any strides, into ``out`` (M, N) if given;
+    returns the product. float32 on the Numba GEMM where :func:`uses_numba_gemm`, else ``np.matmul``."""
+    if (a.dtype == np.float32 and b.dtype == np.float32 and (out is None or out.dtype == np.float32)
+            and a.ndim == b.ndim == 2 and uses_numba_gemm()):
+        # compiled with the first float32 product of any size (a small training step's), so that a
+        # later, larger shape compiles nothing
+        _numba_gemm()
+        if (a.shape[0] >= MIN_ROWS and b.shape[1] >= MIN_COLUMNS
+                and 2.0 * a.shape[0] * a.shape[1] * b.shape[1] >= MIN_FLOPS):
+            return _numba_matmul(a, b, out)
+    return np.matmul(a, b, out=out)

@@ -1,0 +1,130 @@
+"""fastrnn's own float32 GEMM (fastrnn.kernels._numba.gemm), which replaces NumPy's BLAS where that BLAS
+runs narrower vectors than Numba's code (fastrnn.kernels._gemm).
+
+Oracle: the float64 product of the same float32 operands. Tolerance: 2e-6 of the largest output, float32
+sums of up to ~1000 terms in another order than NumPy's.
+"""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from fastrnn.kernels import _driver, _gemm  # noqa: E402
+
+TOL = 2e-6
+
+
+def relative_error(got, want):
+    return np.abs(got - want).max() / max(np.abs(want).max(), 1e-30)
+
+
+def operands(M, K, N, a_transposed, b_transposed, seed=0):
+    """float32 a (M, K) and b (K, N); a transposed view (memory (K, M)) where asked, likewise b."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((K, M)).astype(np.float32).T if a_transposed else \
+        rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K)).astype(np.float32).T if b_transposed else \
+        rng.standard_normal((K, N)).astype(np.float32)
+    return a, b
+
+
+@pytest.mark.parametrize("M, K, N", [
+    (1, 1, 1),        # one element
+    (16, 7, 16),      # one full group, one full panel
+    (17, 33, 40),     # a row past the group, a partial panel
+    (45, 130, 300),   # several groups and panels, partial both
+    (37, 600, 440),   # packed panels over 1 MiB: k in blocks (256, 256, 88)
+])
+@pytest.mark.parametrize("a_transposed", [False, True], ids=["a-rows", "a-transposed"])
+@pytest.mark.parametrize("b_transposed", [False, True], ids=["b-rows", "b-transposed"])
+def test_numba_gemm_matches_the_float64_product(M, K, N, a_transposed, b_transposed):
+    a, b = operands(M, K, N, a_transposed, b_transposed)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    got = _gemm._numba_matmul(a, b, None)
+    assert got.shape == (M, N) and got.dtype == np.float32
+    assert relative_error(got, want) <= TOL
+
+
+def test_numba_gemm_writes_into_a_strided_out_and_leaves_the_rest():
+    a, b = operands(20, 50, 30, False, False)
+    out = np.full((20, 40), 7.0, dtype=np.float32)
+    result = _gemm._numba_matmul(a, b, out[:, 5:35])
+    assert np.shares_memory(result, out)
+    assert relative_error(out[:, 5:35], a.astype(np.float64) @ b) <= TOL
+    assert (out[:, :5] == 7).all() and (out[:, 35:] == 7).all()
+
+
+def test_the_k_blocks_keep_the_packed_panels_in_cache():
+    from fastrnn.kernels._numba.gemm import K_BLOCK, k_block_for
+
+    assert k_block_for(512, 128) == 512      # short K: one block, sums in registers throughout
+    assert k_block_for(1024, 16) == 1024     # 1 MiB of panels: one block
+    assert k_block_for(6400, 21) == K_BLOCK  # the medium shape's weight gradients
+    assert k_block_for(1600, 65) == K_BLOCK  # the large shape's
+
+
+def test_blas_is_replaced_only_where_it_runs_narrower_vectors(monkeypatch):
+    import threadpoolctl
+    from fastrnn.kernels._numba import _vector_width
+
+    def blas(architecture, api="openblas"):
+        monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [
+            {"user_api": "blas", "internal_api": api, "architecture": architecture}])
+
+    monkeypatch.setattr(_vector_width, "FULL_WIDTH_VECTORS", True)
+    blas("Haswell")                          # OpenBLAS's AVX2 kernels on an AVX-512 CPU (read on a Zen 5)
+    assert _gemm.blas_is_narrower()
+    blas("SkylakeX")
+    assert not _gemm.blas_is_narrower()
+    blas(None, api="mkl")                    # no architecture reported: trust the BLAS
+    assert not _gemm.blas_is_narrower()
+    monkeypatch.setattr(_vector_width, "FULL_WIDTH_VECTORS", False)
+    blas("Haswell")                          # Numba's code is no wider either
+    assert not _gemm.blas_is_narrower()
+
+
+def test_small_float64_and_thin_products_stay_on_the_blas(monkeypatch):
+    monkeypatch.setattr(_gemm, "_choice", [True])
+    calls = []
+    monkeypatch.setattr(_gemm, "_numba_matmul", lambda a, b, out: calls.append(a.shape) or np.matmul(a, b))
+    big = operands(512, 512, 512, False, False)
+    _gemm.matmul(*big)
+    assert calls == [(512, 512)]
+    _gemm.matmul(big[0].astype(np.float64), big[1].astype(np.float64))   # float64: exact BLAS results
+    _gemm.matmul(*operands(512, 512, 17, False, False))                    # 17 columns: two panels, mostly padding
+    _gemm.matmul(*operands(64, 64, 64, False, False))                      # 0.5 MFLOP: packing would dominate
+    assert calls == [(512, 512)]
+
+
+@pytest.mark.parametrize("cell, gates", [("lstm", 4), ("gru", 3)])
+@pytest.mark.parametrize("steps, batch, inputs, hidden", [(7, 19, 130, 16), (5, 40, 20, 33)])
+def test_gradients_on_the_numba_gemm_match_the_reference(cell, gates, steps, batch, inputs, hidden, monkeypatch):
+    """Every product of the driver on the Numba GEMM (forced, however small): the projection, the weight
+    and input gradients. Same float32 tolerance as tests/test_kernels.py."""
+    from fastrnn.kernels import cell_kernels
+
+    monkeypatch.setattr(_gemm, "_choice", [True])
+    monkeypatch.setattr(_gemm, "MIN_FLOPS", 0)
+    monkeypatch.setattr(_gemm, "MIN_ROWS", 1)
+    monkeypatch.setattr(_gemm, "MIN_COLUMNS", 1)
+    monkeypatch.setattr(_driver, "MIN_WEIGHT_BYTES_TO_PROJECT", 0)
+    used = []
+    real = _gemm._numba_matmul
+    monkeypatch.setattr(_gemm, "_numba_matmul", lambda a, b, out: used.append(1) or real(a, b, out))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((steps, batch, inputs)).astype(np.float32)
+    lengths = np.full(batch, steps, dtype=np.int64)
+    weights = tuple((0.3 * rng.standard_normal(shape)).astype(np.float32) for shape in
+                    ((gates * hidden, inputs), (gates * hidden, hidden), (gates * hidden,), (gates * hidden,)))
+    h0 = c0 = np.zeros((batch, hidden), dtype=np.float32)
+    grad_out = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    fast_forward, fast_backward = cell_kernels(cell, "numba")
+    ref_forward, ref_backward = cell_kernels(cell, "reference")
+    fast = fast_forward(x, lengths, weights, h0, c0)
+    ref = ref_forward(x, lengths, weights, h0, c0)
+    assert relative_error(fast[0], ref[0]) <= 1e-4
+    got = fast_backward(weights, fast[3], grad_out, None, None)
+    want = ref_backward(weights, ref[3], grad_out, None, None)
+    for g, w in zip([got[0]] + list(got[3]), [want[0]] + list(want[3])):
+        assert relative_error(g, w) <= 1e-4
+    assert used  # the products did run on the Numba GEMM
