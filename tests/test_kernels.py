@@ -71,6 +71,7 @@ def problem(cell, dtype, steps, batch, inputs, hidden, ragged, with_final_grads,
     (5, 70, 3, 20, True, True),      # on 2 threads: blocks of 16 rows claimed in turn, the last one partial
     (4, 37, 130, 16, True, True),    # wide input: projected before the time loop (Numba); full and partial groups
     (3, 33, 8, 256, True, True),     # LSTM gate-gradient rows 4 KiB apart: 4-row tiles instead of the group tile
+    (2, 17, 64, 960, False, True),   # [x | h] rows of 4 KiB (float32) and 8 KiB: padded for the group tile
 ])
 def test_backend_matches_reference(backend, dtype, cell, steps, batch, inputs, hidden, ragged,
                                    with_final_grads, monkeypatch):
@@ -99,11 +100,12 @@ def test_backend_matches_reference(backend, dtype, cell, steps, batch, inputs, h
 
 def test_inputs_are_projected_before_the_time_loop_only_when_wide_with_uncached_weights():
     weights = lambda gates, I, H: (np.empty((gates * H, I), np.float32), np.empty((gates * H, H), np.float32))
-    assert _driver.projection_pays(*weights(4, 512, 512))  # large LSTM: 8 MB of weights
-    assert _driver.projection_pays(*weights(3, 512, 512))  # large GRU: 6 MB
-    assert not _driver.projection_pays(*weights(4, 256, 256))  # medium's second layer: 2 MB, cached
-    assert not _driver.projection_pays(*weights(4, 16, 1024))  # narrow input: little to gain
-    assert not _driver.projection_pays(*weights(3, 512, 501))  # 3H not whole panels
+    assert _driver.projection_pays(*weights(4, 1024, 1024))  # 32 MB of weights: beyond the cache
+    assert _driver.projection_pays(*weights(3, 2048, 1024))  # GRU, 36 MB
+    assert not _driver.projection_pays(*weights(4, 512, 512))  # large LSTM: 8 MB stream from the cache
+    assert not _driver.projection_pays(*weights(4, 256, 256))  # medium's second layer: 2 MB
+    assert not _driver.projection_pays(*weights(4, 16, 4096))  # narrow input: little to gain
+    assert not _driver.projection_pays(*weights(3, 1024, 1001))  # 3H not whole panels
 
 
 def test_a_batch_split_must_save_enough_weight_streaming():

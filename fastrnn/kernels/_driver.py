@@ -30,12 +30,15 @@ MIN_WEIGHT_BYTES_SAVED_TO_SPLIT_BATCH = 3 << 20
 MIN_BYTES_TO_SPLIT = 2 << 20
 # For inputs at least this wide, and weights of at least this many bytes, a backend that can
 # (``FusedKernels(projects_inputs=True)``) projects the inputs of all steps in one GEMM before the time
-# loop, whose steps then stream only W_hh. Weights that a core's cache holds stream cheaply anyway:
-# measured on 2 cores (paired A/B, median time ratio projected/fused), the large shape's 8 MB (LSTM) and
-# 6 MB (GRU) 0.80-0.81 in inference and 0.88 in training; the medium shape's 2 MB (second layer,
-# I = 256) 0.96-1.02 in inference but 1.18-1.25 in training, so it stays fused.
+# loop, whose steps then stream only W_hh. The large shape's weights (8 MB LSTM, 6 MB GRU) were projected
+# once, measured on an Intel Xeon (projected/fused 0.80 in inference) while the fused step's [x | h] rows,
+# 4 KiB long there, ran the group tile with all 16 reads of a step in one L1 set. With those rows padded
+# (``_copy.padded_row_length``), on an AMD Zen 5 (paired A/B, 2 threads, median time ratio fused over
+# projected): large LSTM inference 0.84, training 0.96; GRU 0.87 and 0.99. Weights that fit in the
+# last-level cache stream from it cheaply enough, so only weights beyond a typical L3 share are projected
+# (not measured: no standard shape has them).
 MIN_INPUT_TO_PROJECT = 128
-MIN_WEIGHT_BYTES_TO_PROJECT = 4 << 20
+MIN_WEIGHT_BYTES_TO_PROJECT = 32 << 20
 
 
 def pack_panels(*blocks, threads=1):

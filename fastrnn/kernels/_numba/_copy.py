@@ -64,3 +64,11 @@ def pack_unit_group(packed, w, col0, group, n_groups):
             dst = panel[col0 + k]
             for c in range(16):
                 dst[c] = rows[c, k]
+
+
+@njit(**JIT_OPTIONS)
+def padded_row_length(length, itemsize):
+    """Elements per row of a work array whose rows hold ``length`` values and feed the group tile: one
+    panel more where ``length`` values are a multiple of 4 KiB, so that the tile's 16 reads of a step do
+    not all fall in one L1 set (see ``_tiles.add_rows_times_panels``)."""
+    return length + (16 if (length * itemsize) % 4096 == 0 else 0)

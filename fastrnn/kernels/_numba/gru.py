@@ -6,7 +6,7 @@ Structured like the LSTM ones. The input and recurrent products stay separate ac
 import numpy as np
 from numba import njit, prange
 
-from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, zero_rows
+from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, padded_row_length, zero_rows
 from ._sync import claim_block, claim_item, finish_step, new_block_counter, new_counters, rows_per_block
 from ._tiles import GROUP, PANEL, add_one_row_times_three_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
@@ -44,7 +44,7 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
             if first == last:
                 break
             n = last - first
-            xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
+            xh = np.empty((n, padded_row_length(I + H, x.itemsize)), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
             copy_rows(xh, I, h0[first:last])
             from_x = np.empty((GROUP, b_ih.shape[0]), dtype=x.dtype)
             from_h = np.empty((GROUP, b_hh.shape[0]), dtype=x.dtype)
@@ -65,7 +65,7 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
                         b = first + r0 + r
                         if t >= lengths[b]:
                             continue
-                        a, x_part, h_row = from_h[r], from_x[r], xh[r0 + r, I:]
+                        a, x_part, h_row = from_h[r], from_x[r], xh[r0 + r, I:I + H]
                         if save:
                             copy_row(hidden_n[t, b], a[2 * H:G])
                         for j in range(2 * H):  # r and z in one loop
@@ -84,7 +84,7 @@ def gru_forward_recurrence(x, lengths, packed_ih, b_ih, packed_hh, b_hh, h0, out
                             copy_row(gates[t, b], a[:2 * H])
                             copy_row(gates[t, b, 2 * H:G], n_g)
             for r in range(n):
-                copy_row(h_n[first + r], xh[r, I:])
+                copy_row(h_n[first + r], xh[r, I:I + H])
 
 
 @njit(**PARALLEL_OPTIONS)

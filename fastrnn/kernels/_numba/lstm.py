@@ -8,7 +8,7 @@ gate gradients and ``dh_{t-1}``; :mod:`fastrnn.kernels._driver` does the weight 
 import numpy as np
 from numba import njit, prange
 
-from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, zero_rows
+from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, padded_row_length, zero_rows
 from ._sync import claim_block, claim_item, finish_step, new_block_counter, new_counters, rows_per_block
 from ._tiles import (GROUP, PANEL, add_one_row_times_four_panels, add_one_row_times_panels,
                      add_one_row_times_three_panels, add_rows_times_panels)
@@ -64,7 +64,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
             if first == last:
                 break
             n = last - first
-            xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row: one product per step
+            xh = np.empty((n, padded_row_length(I + H, x.itemsize)), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
             copy_rows(xh, I, h0[first:last])
             c = c0[first:last].copy()
             acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
@@ -87,7 +87,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
                         for j in range(G):  # all four gates (see gate_activation_constants)
                             a[j] = tanh(a[j] * scale[j]) * scale[j] + shift[j]
                         i_g, f_g, g_g, o_g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:G]
-                        c_row, h_row = c[r0 + r], xh[r0 + r, I:]
+                        c_row, h_row = c[r0 + r], xh[r0 + r, I:I + H]
                         for j in range(H):
                             c_row[j] = f_g[j] * c_row[j] + i_g[j] * g_g[j]
                         for j in range(H):
@@ -100,7 +100,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
                             copy_row(tanh_c[t, b], tc)
                             copy_row(c_states[t, b], c_row)
             for r in range(n):
-                copy_row(h_n[first + r], xh[r, I:])
+                copy_row(h_n[first + r], xh[r, I:I + H])
                 copy_row(c_n[first + r], c[r])
 
 

@@ -4,7 +4,7 @@ ones: one register-tiled product of ``[x_t | h_{t-1}]`` per step."""
 import numpy as np
 from numba import njit, prange
 
-from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, zero_rows
+from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, padded_row_length, zero_rows
 from ._sync import claim_block, claim_item, finish_step, new_block_counter, new_counters, rows_per_block
 from ._tiles import GROUP, PANEL, add_one_row_times_panels, add_rows_times_panels
 from .activations import one_of, tanh
@@ -35,7 +35,7 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
             if first == last:
                 break
             n = last - first
-            xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
+            xh = np.empty((n, padded_row_length(I + H, x.itemsize)), dtype=x.dtype)  # [x_t | h_{t-1}] of each row
             copy_rows(xh, I, h0[first:last])
             acc = np.empty((GROUP, bias.shape[0]), dtype=x.dtype)
             for t in range(T):
@@ -48,7 +48,7 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
                         b = first + r0 + r
                         if t >= lengths[b]:
                             continue
-                        a, h_row = acc[r], xh[r0 + r, I:]
+                        a, h_row = acc[r], xh[r0 + r, I:I + H]
                         if relu:
                             for j in range(H):
                                 h_row[j] = max(a[j], zero)
@@ -57,7 +57,7 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
                                 h_row[j] = tanh(a[j])
                         copy_row(out[b, t], h_row)
             for r in range(n):
-                copy_row(h_n[first + r], xh[r, I:])
+                copy_row(h_n[first + r], xh[r, I:I + H])
 
 
 @njit(**PARALLEL_OPTIONS)
