@@ -70,8 +70,9 @@ def problem(cell, dtype, steps, batch, inputs, hidden, ragged, with_final_grads,
     (9, 1, 3, 64, False, True),      # a batch of one with 2+ threads: hidden units split across them
     (5, 70, 3, 20, True, True),      # on 2 threads: blocks of 16 rows claimed in turn, the last one partial
     (4, 37, 130, 16, True, True),    # wide input: projected before the time loop (Numba); full and partial groups
-    (3, 33, 8, 256, True, True),     # LSTM gate-gradient rows 4 KiB apart: 4-row tiles instead of the group tile
+    (3, 33, 8, 256, True, True),     # LSTM gate-gradient rows of 4 KiB: padded for the group tile (Numba)
     (2, 17, 64, 960, False, True),   # [x | h] rows of 4 KiB (float32) and 8 KiB: padded for the group tile
+    (2, 17, 4, 1024, False, True),   # gate-gradient rows of 12 KiB and more (GRU) and 16 KiB (LSTM): padded
 ])
 def test_backend_matches_reference(backend, dtype, cell, steps, batch, inputs, hidden, ragged,
                                    with_final_grads, monkeypatch):

@@ -290,7 +290,7 @@ class FusedKernels:
 
     def __init__(self, *, lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward, rnn_backward,
                  chunk_count, num_threads, one_thread=contextlib.nullcontext, column_forwards=None,
-                 column_backwards=None, projects_inputs=False):
+                 column_backwards=None, projects_inputs=False, gate_row_length=None):
         self._lstm = (lstm_forward, lstm_backward)
         self._gru = (gru_forward, gru_backward)
         self._rnn = (rnn_forward, rnn_backward)
@@ -307,6 +307,10 @@ class FusedKernels:
         # Whether the batch forward kernels also take inputs projected beforehand (see projection_pays):
         # the LSTM's with W_hh alone packed, the GRU's with a packed W_ih of no rows
         self._projects_inputs = projects_inputs
+        # Optional ``(length, itemsize) -> elements`` for the rows of the gate gradients that the batch
+        # backward kernels read through their register tiles: a longer row where a row of ``length`` would
+        # be a multiple of 4 KiB long (see _numba._copy.padded_row_length). None: rows as long as their values.
+        self._gate_row_length = gate_row_length
 
     def _column_parts(self, cell, B, H, column_kernels=None):
         """Threads to split each step's hidden units over, or 0 to split the batch instead (or when
@@ -316,6 +320,15 @@ class FusedKernels:
             return 0
         threads = self._num_threads()
         return threads if 1 < threads and B < threads else 0
+
+    def _gate_gradients(self, shape, lengths, dtype):
+        """``(rows, view)``: the zero-filled gate gradients (T, B, G) for a batch backward kernel, as the
+        array to hand it (rows padded where the backend asks, see ``gate_row_length``) and as a (T, B, G)
+        view of its values, which reshapes to (T*B, G) without a copy."""
+        T, B, G = shape
+        length = G if self._gate_row_length is None else int(self._gate_row_length(G, np.dtype(dtype).itemsize))
+        rows = _filled_by_loop((T, B, length), lengths, T, dtype)
+        return rows, rows[:, :, :G]
 
     def _batch_chunks(self, B, T, weight_bytes):
         """``(chunks, context)`` for a batch kernel's call: the backend's chunk count, or one chunk, run
@@ -363,17 +376,20 @@ class FusedKernels:
         w_ih, w_hh = weights[:2]
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh, dc = _zeros_or_copy(grad_h_n, h0), _zeros_or_copy(grad_c_n, h0)
-        d_pre = _filled_by_loop(cache["gates"].shape, cache["lengths"], x.shape[0], x.dtype)
         grad_out = np.ascontiguousarray(grad_out, dtype=x.dtype)
-        saved = (cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc, d_pre)
+        saved = (cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc)
         threads = self._num_threads()
         parts = self._column_parts("lstm", x.shape[1], w_hh.shape[1], self._column_backwards)
         if parts:
-            self._column_backwards["lstm"](grad_out, cache["lengths"], np.ascontiguousarray(w_hh), *saved, parts)
+            d_pre = _filled_by_loop(cache["gates"].shape, cache["lengths"], x.shape[0], x.dtype)
+            self._column_backwards["lstm"](grad_out, cache["lengths"], np.ascontiguousarray(w_hh), *saved, d_pre,
+                                           parts)
         else:
+            d_pre_rows, d_pre = self._gate_gradients(cache["gates"].shape, cache["lengths"], x.dtype)
             chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
             with threads_context:
-                self._lstm[1](grad_out, cache["lengths"], pack_panels(w_hh.T, threads=threads), *saved, chunks)
+                self._lstm[1](grad_out, cache["lengths"], pack_panels(w_hh.T, threads=threads), *saved, d_pre_rows,
+                              chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, threads,
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, dc, grads
@@ -412,14 +428,14 @@ class FusedKernels:
         w_ih, w_hh = weights[:2]
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh = _zeros_or_copy(grad_h_n, h0)
-        d_from_h = _filled_by_loop(cache["gates"].shape, cache["lengths"], x.shape[0], x.dtype)
+        d_from_h_rows, d_from_h = self._gate_gradients(cache["gates"].shape, cache["lengths"], x.dtype)
         dn_from_x = _filled_by_loop(cache["hidden_n"].shape, cache["lengths"], x.shape[0], x.dtype)
         threads = self._num_threads()
         chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
         with threads_context:
             self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
                          pack_panels(w_hh.T, threads=threads),
-                         h0, out, cache["gates"], cache["hidden_n"], dh, dn_from_x, d_from_h, chunks)
+                         h0, out, cache["gates"], cache["hidden_n"], dh, dn_from_x, d_from_h_rows, chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_h,
                                                    threads, d_pre_x_tail=dn_from_x,
                                                    need_grad_x=need_grad_x)

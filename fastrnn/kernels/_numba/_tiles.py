@@ -2493,11 +2493,12 @@ def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):
     panel over the tiles, to reuse each panel from L1, measured slower: 1.8 vs 1.3 ms on the small
     shape, no gain on the large one.)
 
-    Not the group tile where ``vectors``' rows lie a multiple of 4 KiB apart (the LSTM backward's
-    gate gradients at H = 256 and 512, the large LSTM's [x | h]): the 16 values it reads per k then
-    fall in one L1 set, which holds 8 lines on an AMD Zen 4, and evict each other on every k.
-    Paired runs there, 4-row tiles for such rows over the group tile: medium LSTM training step
-    0.85x the time, large 0.77-0.82x, large LSTM inference 0.93x.
+    Not the group tile where ``vectors``' rows lie a multiple of 4 KiB apart: the 16 values it reads
+    per k then fall in one L1 set, which holds 8 lines on an AMD Zen 4, and evict each other on every
+    k. Paired runs there, 4-row tiles for such rows over the group tile: medium LSTM training step
+    0.85x the time, large 0.77-0.82x, large LSTM inference 0.93x. The kernels' own work rows ([x | h],
+    the gate gradients) are padded to avoid such strides (``_copy.padded_row_length``): on a Zen 5,
+    medium LSTM training step 0.90x the time with the gate gradients padded.
     """
     if GROUP_TILE and rows == GROUP and vectors.strides[0] % 4096:
         add_group_times_panels(acc, vectors, row0, col0, packed)
