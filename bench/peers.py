@@ -119,6 +119,8 @@ def machine_description():
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
         model = fields.get("Model name", model).strip()
+        if "CPU family" in fields and "Model" in fields:  # tells apart CPU generations sold under one name
+            model += f" (family {fields['CPU family'].strip()}, model {fields['Model'].strip()})"
         cores = fields.get("CPU(s)", cores)
         cores = str(cores).strip()
         flags = fields.get("Flags", "")
