@@ -6,9 +6,10 @@ against about 200 for AVX-512 code on that machine (ONNX Runtime's MLAS; OpenBLA
 kernels when forced with ``OPENBLAS_CORETYPE``). Where Numba's code uses 512-bit vectors and NumPy's
 OpenBLAS runs kernels without AVX-512, float32 products go to :mod:`fastrnn.kernels._numba.gemm`
 instead: the driver's products of the large, medium and infer_batch shapes ran there at 115-165
-GFLOP/s per core, packing included, against 95-105 on that BLAS. Paired whole calls, 2 threads (median
-time ratio, this GEMM over the BLAS): large LSTM and GRU inference 0.89 and 0.84 (the projection),
-training steps large 0.89 and 0.84, medium 0.92 and 0.94, infer_batch 0.93 and 1.06 (the GRU's a loss).
+GFLOP/s per core, packing included, against 95-105 on that BLAS. Paired training steps, 2 threads
+(median time ratio, this GEMM over the BLAS; measured while the large shape's inputs were still
+projected before the time loop, which that shape's inference then gained 0.84-0.89 from): large LSTM
+and GRU 0.89 and 0.84, medium 0.92 and 0.94, infer_batch 0.93 and 1.06 (the GRU's a loss).
 ``FASTRNN_GEMM=blas`` or ``=numba`` forces the choice.
 """
 import os

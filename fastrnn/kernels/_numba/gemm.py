@@ -1,4 +1,5 @@
-"""A single-threaded float32 GEMM on the kernels' group tile, for the driver's products.
+"""A single-threaded float32 GEMM on a 16 x 16 register tile (``_tiles.add_group_columns_times_panels``),
+for the driver's products.
 
 The driver runs its GEMMs (input projection, weight and input gradients) on NumPy's BLAS, one part per
 Python thread. A BLAS that does not know the CPU falls back to narrower kernels: on an AMD Zen 5,
