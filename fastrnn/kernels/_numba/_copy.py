@@ -6,6 +6,7 @@ signature and are shared.
 """
 from numba import njit
 
+from ._tiles import PANEL, SAME_L1_SET_BYTES
 from .config import JIT_OPTIONS
 
 
@@ -71,4 +72,4 @@ def padded_row_length(length, itemsize):
     """Elements per row of a work array whose rows hold ``length`` values and feed the group tile: one
     panel more where ``length`` values are a multiple of 4 KiB, so that the tile's 16 reads of a step do
     not all fall in one L1 set (see ``_tiles.add_rows_times_panels``)."""
-    return length + (16 if (length * itemsize) % 4096 == 0 else 0)
+    return length + (PANEL if (length * itemsize) % SAME_L1_SET_BYTES == 0 else 0)

@@ -14,25 +14,30 @@ GROUP_ROWS = 16  # rows of add_group_times_panels: the kernels' GROUP
 SAME_L1_SET_BYTES = 4096  # addresses this far apart share an L1 set (64 sets of 64-byte lines)
 
 
-def _body_lines(rows, columns, row_of, vector_of, panel_of):
+def _body_lines(rows, columns, row_of, vector_of, panel_of, columns_name=None):
     """Accumulate ``rows`` x ``columns`` outputs over k, then store them back to ``acc``.
 
-    The accumulators start at zero and are added to ``acc`` at the end: starting them from ``acc``'s
-    values stopped LLVM from vectorising the tile (3.8 instead of 79 GFLOP/s measured here).
+    Row r's value at step k is ``vector_of(r)[col0 + k]``, or, given ``columns_name``, ``columns_name[k, r]``
+    (rows stored as columns). The accumulators start at zero and are added to ``acc`` at the end:
+    starting them from ``acc``'s values stopped LLVM from vectorising the tile (3.8 instead of 79 GFLOP/s
+    measured here).
     """
     names = [[f"a{r}_{c}" for c in range(columns)] for r in range(rows)]
     lines = []
     for r in range(rows):
         lines.append(f"out{r} = {row_of(r)}[offset:offset + {columns}]")
-        lines.append(f"vec{r} = {vector_of(r)}[col0:col0 + K]")
+        if columns_name is None:
+            lines.append(f"vec{r} = {vector_of(r)}[col0:col0 + K]")
     for r in range(rows):
         for c in range(columns):
             lines.append(f"{names[r][c]} = zero")
     lines.append("for k in range(K):")
     for p in range(columns // PANEL):
         lines.append(f"    w{p} = {panel_of(p)}[k]")
+    if columns_name is not None:
+        lines.append(f"    column = {columns_name}[k]")
     for r in range(rows):
-        lines.append(f"    v{r} = vec{r}[k]")
+        lines.append(f"    v{r} = vec{r}[k]" if columns_name is None else f"    v{r} = column[{r}]")
     for r in range(rows):
         for c in range(columns):
             lines.append(f"    {names[r][c]} += v{r} * w{c // PANEL}[{c % PANEL}]")
@@ -58,6 +63,7 @@ from .config import TILE_OPTIONS
 PANEL = {PANEL}
 ROWS = 4  # batch rows per tile in add_four_rows_times_panels
 GROUP = 16  # rows whose products are computed before their gate pass (add_rows_times_panels)
+SAME_L1_SET_BYTES = {SAME_L1_SET_BYTES}  # addresses this far apart share an L1 set (see add_rows_times_panels)
 # A whole group in one tile needs {GROUP_ROWS} vector accumulators of {PANEL} floats: 16 of the 32 zmm registers
 # with 512-bit vectors, but 32 ymm (all 16 and more) without; see add_group_times_panels.
 GROUP_TILE = FULL_WIDTH_VECTORS
@@ -153,13 +159,7 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
     lines += ["    for p in range(packed.shape[0]):",
               f"        offset = p * {PANEL}",
               "        panel = packed[p]"]
-    names = [[f"a{r}_{c}" for c in range(PANEL)] for r in range(GROUP_ROWS)]
-    body = [f"out{r} = acc{r}[offset:offset + {PANEL}]" for r in range(GROUP_ROWS)]
-    body += [f"{names[r][c]} = zero" for r in range(GROUP_ROWS) for c in range(PANEL)]
-    body += ["for k in range(K):", "    w = panel[k]", "    column = columns[k]"]
-    body += [f"    v{r} = column[{r}]" for r in range(GROUP_ROWS)]
-    body += [f"    {names[r][c]} += v{r} * w[{c}]" for r in range(GROUP_ROWS) for c in range(PANEL)]
-    body += [f"out{r}[{c}] += {names[r][c]}" for r in range(GROUP_ROWS) for c in range(PANEL)]
+    body = _body_lines(GROUP_ROWS, PANEL, lambda r: f"acc{r}", None, lambda p: "panel", columns_name="columns")
     lines += ["        " + line for line in body]
     lines += ["", "", "@njit(**TILE_OPTIONS)",
               "def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):",
@@ -177,7 +177,7 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "    the gate gradients) are padded to avoid such strides (``_copy.padded_row_length``): on a Zen 5,",
               "    medium LSTM training step 0.90x the time with the gate gradients padded.",
               '    """',
-              f"    if GROUP_TILE and rows == GROUP and vectors.strides[0] % {SAME_L1_SET_BYTES}:",
+              "    if GROUP_TILE and rows == GROUP and vectors.strides[0] % SAME_L1_SET_BYTES:",
               "        add_group_times_panels(acc, vectors, row0, col0, packed)",
               "        return",
               "    full = rows // ROWS * ROWS",
