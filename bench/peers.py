@@ -516,7 +516,6 @@ def main(argv=None):
     notes = []
     set_threads(args.threads)
     sgemm = {t: (sgemm_gflops(t), onnxruntime_sgemm_gflops(t)) for t in sorted({args.threads, 1})}
-    peak = {t: max(g for g in pair if g is not None) for t, pair in sgemm.items()}
     print(f"sgemm GFLOP/s (NumPy, ONNX Runtime): {sgemm}", file=sys.stderr)
     rows = []
     if "table" in args.sections:

@@ -51,13 +51,10 @@ def pack_columns(b, packed):
             for k in range(kb):
                 row = packed[j, p, k]
                 step = j * kb + k
-                if step >= K:
-                    width_here = 0
-                else:
-                    width_here = width
-                for c in range(width_here):
+                filled = width if step < K else 0  # zeros past step K
+                for c in range(filled):
                     row[c] = b[step, first + c]
-                for c in range(width_here, PANEL):
+                for c in range(filled, PANEL):
                     row[c] = 0
 
 
