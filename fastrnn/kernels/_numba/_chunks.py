@@ -1,6 +1,6 @@
 """How many parts a parallel loop has, and the contiguous share of items each part owns.
 
-The column-split kernels' parts own hidden-unit groups this way (``_sync.claim_item``); the batch
+The column-split kernels' parts own hidden-unit groups this way (``_sync.next_item``); the batch
 kernels' parts instead claim blocks of rows as they come free (``_sync.claim_block``)."""
 import numba
 from numba import njit

@@ -3,18 +3,23 @@
 When the batch is smaller than the thread count (``B = 1`` above all), the rows cannot keep the
 threads busy, so every step's hidden units are split instead, and the threads must meet after each
 step (step ``t + 1`` reads all of ``h_t``). Numba has no barrier and no atomics, so this module adds
-the two atomic operations as LLVM intrinsics and builds a barrier that cannot deadlock on them:
+the two atomic operations as LLVM intrinsics and builds a barrier that cannot deadlock on them
+(:func:`next_item`):
 
 - Each step's work is a list of items (groups of 16 hidden units). Every part of the parallel loop
-  owns a contiguous range of items, claims them one by one with an atomic counter, then claims what
-  is left of the other parts' ranges, and adds how many items it finished to the step's ``done``
-  counter.
-- A part moves on to the next step once ``done`` reaches the number of items. It never waits for work
-  nobody has claimed: if the parallel loop's parts run one after another (nested parallelism, one
-  thread), the first part does every item and the others find nothing left to do.
+  owns a contiguous range of them and takes it whole with one atomic operation on a counter in cache
+  lines no other part writes in the normal case; then it works through the range with no further
+  atomics, adds how many items it finished to the step's ``done`` counter, and waits until ``done``
+  reaches the number of items.
+- Only if that wait drags on does a part take over another part's range that nobody has taken yet,
+  so a part that runs late (asleep, descheduled, or never started: nested parallelism runs the parts
+  one after another on one thread) costs the others a wait, not a deadlock.
 
-Items that a part owns go to it in the normal case, so each thread keeps reusing the same weight
-panels from its own cache (the DeepCPU idea); stealing only evens out a late thread.
+Claiming item by item, or looking at the other parts' counters as soon as the own range was done,
+moved cache lines between the cores every step: on the B=1 LSTM the one-by-one claims cost 7-12% of
+the time against a static split (paired runs on a Zen 4), and taking ranges over early made the
+stolen groups' weights stream from another core's cache. Items a part owns go to it, so each thread
+keeps reusing the same weight panels from its own cache (the DeepCPU idea).
 """
 import platform
 import sys
@@ -85,48 +90,83 @@ def cpu_relax(typingctx):
     return sig, codegen
 
 
-LINE = 8  # int64 counters per 64-byte cache line: each counter gets a line of its own
+LINE = 8  # int64 counters per 64-byte cache line
+# Waiting turns between two looks at the other parts' counters for a range to take over: a pause turn
+# took 27 ns on a Zen 4, so about 55 us, far beyond a step's usual imbalance (1-2 us) but short next to
+# an OpenMP worker's wake-up (40-150 us).
+TURNS_BETWEEN_STEALS = 2048
 
 
 @njit(**JIT_OPTIONS)
 def new_counters(n_steps, n_parts):
-    """``(claims, done)``, zeroed: per step and part how many of the part's items have been handed
-    out, and per step how many items are finished; each counter on its own cache line, so a part
-    claiming its own items does not pull a line away from the other threads."""
-    return np.zeros(n_steps * n_parts * LINE, dtype=np.int64), np.zeros(n_steps * LINE, dtype=np.int64)
+    """``(claims, done)``, zeroed. ``claims``: per part and step, whether the part's range of items has
+    been taken (by the part or by another), each part's counters in cache lines of their own (one line
+    to spare: the array need not start on a line); ``done``: per step how many items are finished, one
+    line each."""
+    per_part = (-(-n_steps // LINE) + 1) * LINE
+    return np.zeros(n_parts * per_part, dtype=np.int64), np.zeros(n_steps * LINE, dtype=np.int64)
 
 
 @njit(**JIT_OPTIONS)
-def claim_item(claims, part, n_parts, n_items, step):
-    """The next unclaimed item of ``step`` for ``part``: from its own range first, then the others'.
-    Returns the item index, or -1 when every item of the step has been claimed."""
-    for k in range(n_parts):
-        owner = (part + k) % n_parts
-        first, last = chunk_bounds(owner, n_parts, n_items)
-        counter = (step * n_parts + owner) * LINE
-        if atomic_load(claims, counter) >= last - first:
-            continue
-        item = first + atomic_add(claims, counter, 1)
-        if item < last:
-            return item
-    return -1
+def new_tally():
+    """A part's own bookkeeping for :func:`next_item`: ``[items finished and not yet counted as done,
+    whether the last look at the other parts' ranges found one, next item of the range held, its end]``."""
+    return np.zeros(4, dtype=np.int64)
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def _take_range(claims, owner, n_parts, step, look_first):
+    """Whether this call took ``owner``'s range of ``step`` (the first to add to its counter does).
+    ``look_first``: read the counter before adding to it, so a range already taken costs its owner's
+    cache line no write (for other parts' ranges)."""
+    counter = owner * (claims.shape[0] // n_parts) + step
+    if look_first and atomic_load(claims, counter) != 0:
+        return False
+    return atomic_add(claims, counter, 1) == 0
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def _hold(tally, first, last):
+    tally[2], tally[3] = first + 1, last
+    return first
 
 
 @njit(**JIT_OPTIONS)
-def finish_step(done, step, n_finished, n_items):
-    """Count this part's ``n_finished`` items of ``step`` as done, then wait until all ``n_items`` are.
+def next_item(claims, done, tally, part, n_parts, n_items, step):
+    """The next item of ``step`` for ``part`` to work on, or -1 once every item of the step is done.
 
-    Spins with the pause hint; after a while yields the core on every turn (so a thread that was
-    descheduled gets it back quickly on a busy machine).
+    ``tally`` (from :func:`new_tally`, the part's own): the caller adds 1 to ``tally[0]`` after each item
+    it completes. A part takes its own range of items whole, with one atomic operation, and hands them
+    out one by one; then it adds what it finished to ``done`` and waits for the step to be done,
+    spinning with the pause hint and, after a while, yielding the core on every turn. Every
+    :data:`TURNS_BETWEEN_STEALS` turns it takes over the range of another part that has not taken its
+    own yet, and while that keeps finding ranges (another part is absent: asleep, descheduled or not
+    run yet) it looks without waiting first.
     """
-    atomic_add(done, step * LINE, n_finished)
-    spins = 0
-    while atomic_load(done, step * LINE) < n_items:
-        if spins < SPINS_BEFORE_YIELD:
+    if tally[2] < tally[3]:
+        return _hold(tally, tally[2], tally[3])
+    first, last = chunk_bounds(part, n_parts, n_items)
+    if first < last and _take_range(claims, part, n_parts, step, False):
+        return _hold(tally, first, last)
+    total = atomic_add(done, step * LINE, tally[0]) + tally[0]
+    tally[0] = 0
+    turns = 0
+    while total < n_items:
+        if tally[1] or turns % TURNS_BETWEEN_STEALS == TURNS_BETWEEN_STEALS - 1:
+            tally[1] = 0
+            for k in range(1, n_parts):
+                owner = (part + k) % n_parts
+                first, last = chunk_bounds(owner, n_parts, n_items)
+                if first < last and _take_range(claims, owner, n_parts, step, True):
+                    tally[1] = 1
+                    return _hold(tally, first, last)
+        if turns < SPINS_BEFORE_YIELD:
             cpu_relax()
-            spins += 1
         else:
             _yield_core()
+        turns += 1
+        total = atomic_load(done, step * LINE)
+    return -1
 
 
 # ---------------------------------------------------------------- batch blocks

@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, padded_row_length, zero_rows
-from ._sync import claim_block, claim_item, finish_step, new_block_counter, new_counters, rows_per_block
+from ._sync import claim_block, new_block_counter, new_counters, new_tally, next_item, rows_per_block
 from ._tiles import GROUP, PANEL, add_one_row_times_three_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
 from .config import PARALLEL_OPTIONS
@@ -173,19 +173,17 @@ def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_
     for part in prange(n_parts):
         from_x = np.empty(3 * PANEL, dtype=xh.dtype)
         from_h = np.empty(3 * PANEL, dtype=xh.dtype)
-        finished = 0
+        tally = new_tally()
         while True:
-            group = claim_item(claims, part, n_parts, n_groups, 0)
+            group = next_item(claims, done, tally, part, n_parts, n_groups, 0)
             if group < 0:
                 break
             pack_unit_group(packed_ih, w_ih, 0, group, n_groups)
             pack_unit_group(packed_hh, w_hh, 0, group, n_groups)
-            finished += 1
-        finish_step(done, 0, finished, n_groups)
+            tally[0] += 1
         for t in range(T):
-            finished = 0
             while True:
-                group = claim_item(claims, part, n_parts, n_groups, t + 1)
+                group = next_item(claims, done, tally, part, n_parts, n_groups, t + 1)
                 if group < 0:
                     break
                 u0 = group * PANEL
@@ -215,5 +213,4 @@ def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_
                     if save:
                         for q in range(3):
                             copy_row(gates[t, b, q * H + u0:q * H + u0 + PANEL], from_h[q * PANEL:(q + 1) * PANEL])
-                finished += 1
-            finish_step(done, t + 1, finished, n_groups)
+                tally[0] += 1

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, padded_row_length, zero_rows
-from ._sync import claim_block, claim_item, finish_step, new_block_counter, new_counters, rows_per_block
+from ._sync import claim_block, new_block_counter, new_counters, new_tally, next_item, rows_per_block
 from ._tiles import (GROUP, PANEL, add_one_row_times_four_panels, add_one_row_times_panels,
                      add_one_row_times_three_panels, add_rows_times_panels)
 from .activations import one_of, tanh
@@ -194,19 +194,17 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
     for part in prange(n_parts):
         acc = np.empty(4 * PANEL, dtype=xh.dtype)
         tc = np.empty(PANEL, dtype=xh.dtype)
-        finished = 0
+        tally = new_tally()
         while True:
-            group = claim_item(claims, part, n_parts, n_groups, 0)
+            group = next_item(claims, done, tally, part, n_parts, n_groups, 0)
             if group < 0:
                 break
             pack_unit_group(packed_w, w_ih, 0, group, n_groups)
             pack_unit_group(packed_w, w_hh, I, group, n_groups)
-            finished += 1
-        finish_step(done, 0, finished, n_groups)
+            tally[0] += 1
         for t in range(T):
-            finished = 0
             while True:
-                group = claim_item(claims, part, n_parts, n_groups, t + 1)
+                group = next_item(claims, done, tally, part, n_parts, n_groups, t + 1)
                 if group < 0:
                     break
                 u0 = group * PANEL
@@ -236,8 +234,7 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
                             copy_row(gates[t, b, q * H + u0:q * H + u0 + PANEL], acc[q * PANEL:(q + 1) * PANEL])
                         copy_row(tanh_c[t, b, u0:u0 + PANEL], tc)
                         copy_row(c_states[t, b, u0:u0 + PANEL], c_row)
-                finished += 1
-            finish_step(done, t + 1, finished, n_groups)
+                tally[0] += 1
 
 
 @njit(**PARALLEL_OPTIONS)
@@ -263,11 +260,11 @@ def lstm_backward_columns(grad_out, lengths, w_hh, c0, gates, tanh_c, c_states, 
     claims, done = new_counters(T + 1, n_parts)
     for part in prange(n_parts):
         acc = np.empty(4 * PANEL, dtype=gates.dtype)
+        tally = new_tally()
         for stage in range(T + 1):
             t = T - stage  # stage > 0: dh from d_pre_t, then gate gradients at t - 1
-            finished = 0
             while True:
-                block = claim_item(claims, part, n_parts, n_blocks, stage)
+                block = next_item(claims, done, tally, part, n_parts, n_blocks, stage)
                 if block < 0:
                     break
                 g0 = 4 * block
@@ -297,5 +294,4 @@ def lstm_backward_columns(grad_out, lengths, w_hh, c0, gates, tanh_c, c_states, 
                     g, tc, go, dp = gates[s, b], tanh_c[s, b], grad_out[s, b], d_pre[s, b]
                     c_prev = c_states[s - 1, b] if s > 0 else c0[b]
                     add_step_gradients(g, tc, go, c_prev, dp, dh_row, dc_row, u0, u1, H, one)
-                finished += 1
-            finish_step(done, stage, finished, n_blocks)
+                tally[0] += 1

@@ -5,7 +5,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, padded_row_length, zero_rows
-from ._sync import claim_block, claim_item, finish_step, new_block_counter, new_counters, rows_per_block
+from ._sync import claim_block, new_block_counter, new_counters, new_tally, next_item, rows_per_block
 from ._tiles import GROUP, PANEL, add_one_row_times_panels, add_rows_times_panels
 from .activations import one_of, tanh
 from .config import PARALLEL_OPTIONS
@@ -124,19 +124,17 @@ def rnn_forward_columns(xh, lengths, w_ih, w_hh, bias, out, relu, n_parts):
     zero = one_of(xh) - one_of(xh)
     for part in prange(n_parts):
         acc = np.empty(PANEL, dtype=xh.dtype)
-        finished = 0
+        tally = new_tally()
         while True:
-            group = claim_item(claims, part, n_parts, n_groups, 0)
+            group = next_item(claims, done, tally, part, n_parts, n_groups, 0)
             if group < 0:
                 break
             pack_unit_group(packed_w, w_ih, 0, group, n_groups)
             pack_unit_group(packed_w, w_hh, I, group, n_groups)
-            finished += 1
-        finish_step(done, 0, finished, n_groups)
+            tally[0] += 1
         for t in range(T):
-            finished = 0
             while True:
-                group = claim_item(claims, part, n_parts, n_groups, t + 1)
+                group = next_item(claims, done, tally, part, n_parts, n_groups, t + 1)
                 if group < 0:
                     break
                 u0 = group * PANEL
@@ -154,5 +152,4 @@ def rnn_forward_columns(xh, lengths, w_ih, w_hh, bias, out, relu, n_parts):
                         for j in range(PANEL):
                             h_row[j] = tanh(acc[j])
                     copy_row(out[b, t, u0:u0 + PANEL], h_row)
-                finished += 1
-            finish_step(done, t + 1, finished, n_groups)
+                tally[0] += 1
