@@ -168,6 +168,8 @@ def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_
     n_groups = H // PANEL
     packed_ih = np.empty((3 * n_groups, I, PANEL), dtype=xh.dtype)  # shared by the parts
     packed_hh = np.empty((3 * n_groups, H, PANEL), dtype=xh.dtype)
+    packed_b_ih = np.empty((n_groups, 3 * PANEL), dtype=xh.dtype)  # a group's r, z, n biases side by side
+    packed_b_hh = np.empty((n_groups, 3 * PANEL), dtype=xh.dtype)
     claims, done = new_counters(T + 1, n_parts)  # step 0 packs, step t + 1 computes time step t
     one = one_of(xh)
     for part in prange(n_parts):
@@ -180,6 +182,10 @@ def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_
                 break
             pack_unit_group(packed_ih, w_ih, 0, group, n_groups)
             pack_unit_group(packed_hh, w_hh, 0, group, n_groups)
+            for q in range(3):
+                units = slice(q * H + group * PANEL, q * H + (group + 1) * PANEL)
+                copy_row(packed_b_ih[group, q * PANEL:(q + 1) * PANEL], b_ih[units])
+                copy_row(packed_b_hh[group, q * PANEL:(q + 1) * PANEL], b_hh[units])
             tally[0] += 1
         for t in range(T):
             while True:
@@ -192,9 +198,8 @@ def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_
                     if t >= lengths[b]:
                         copy_row(h_row, h_prev)
                         continue
-                    for q in range(3):
-                        copy_row(from_x[q * PANEL:(q + 1) * PANEL], b_ih[q * H + u0:q * H + u0 + PANEL])
-                        copy_row(from_h[q * PANEL:(q + 1) * PANEL], b_hh[q * H + u0:q * H + u0 + PANEL])
+                    copy_row(from_x, packed_b_ih[group])
+                    copy_row(from_h, packed_b_hh[group])
                     add_one_row_times_three_panels(from_x, xh[t, b], 0, packed_ih, group, n_groups)
                     add_one_row_times_three_panels(from_h, xh[t, b], I, packed_hh, group, n_groups)
                     if save:
