@@ -15,11 +15,11 @@ the two atomic operations as LLVM intrinsics and builds a barrier that cannot de
   so a part that runs late (asleep, descheduled, or never started: nested parallelism runs the parts
   one after another on one thread) costs the others a wait, not a deadlock.
 
-Claiming item by item, or looking at the other parts' counters as soon as the own range was done,
-moved cache lines between the cores every step: on the B=1 LSTM the one-by-one claims cost 7-12% of
-the time against a static split (paired runs on a Zen 4), and taking ranges over early made the
-stolen groups' weights stream from another core's cache. Items a part owns go to it, so each thread
-keeps reusing the same weight panels from its own cache (the DeepCPU idea).
+Claiming item by item, and looking at the other parts' counters as soon as the own range was done,
+moved cache lines between the cores every step: on the B=1 LSTM that cost 6-14% of the time against a
+static split (paired runs on a Zen 4). A part that takes over another's range also reads that range's
+weights from the other core's cache, so it waits long before it does. Items a part owns go to it, so
+each thread keeps reusing the same weight panels from its own cache (the DeepCPU idea).
 """
 import platform
 import sys
