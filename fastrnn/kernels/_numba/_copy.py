@@ -68,6 +68,20 @@ def pack_unit_group(packed, w, col0, group, n_groups):
 
 
 @njit(**JIT_OPTIONS)
+def pack_unit_group_bias(packed, bias, group):
+    """Put hidden-unit group ``group``'s biases side by side: ``packed[group, 16 * q + c] = bias[q * H + 16 *
+    group + c]`` for every gate ``q``, where ``bias`` is (n_gates * H,), gate-major, and ``packed`` (H / 16,
+    n_gates * 16): one copy then starts a step's accumulators for the group's panels
+    (:func:`pack_unit_group`'s gate order)."""
+    n_gates = packed.shape[1] // PANEL
+    H = bias.shape[0] // n_gates
+    row = packed[group]
+    for q in range(n_gates):
+        for c in range(PANEL):
+            row[q * PANEL + c] = bias[q * H + PANEL * group + c]
+
+
+@njit(**JIT_OPTIONS)
 def padded_row_length(length, itemsize):
     """Elements per row of a work array whose rows hold ``length`` values and feed the group tile: one
     panel more where ``length`` values are a multiple of 4 KiB, so that the tile's 16 reads of a step do

@@ -6,7 +6,8 @@ Structured like the LSTM ones. The input and recurrent products stay separate ac
 import numpy as np
 from numba import njit, prange
 
-from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, padded_row_length, zero_rows
+from ._copy import (copy_row, copy_rows, fill_rows, pack_unit_group, pack_unit_group_bias, padded_row_length,
+                    zero_rows)
 from ._sync import claim_block, new_block_counter, new_counters, new_tally, next_item, rows_per_block
 from ._tiles import GROUP, PANEL, add_one_row_times_three_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
@@ -182,10 +183,8 @@ def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_
                 break
             pack_unit_group(packed_ih, w_ih, 0, group, n_groups)
             pack_unit_group(packed_hh, w_hh, 0, group, n_groups)
-            for q in range(3):
-                units = slice(q * H + group * PANEL, q * H + (group + 1) * PANEL)
-                copy_row(packed_b_ih[group, q * PANEL:(q + 1) * PANEL], b_ih[units])
-                copy_row(packed_b_hh[group, q * PANEL:(q + 1) * PANEL], b_hh[units])
+            pack_unit_group_bias(packed_b_ih, b_ih, group)
+            pack_unit_group_bias(packed_b_hh, b_hh, group)
             tally[0] += 1
         for t in range(T):
             while True:

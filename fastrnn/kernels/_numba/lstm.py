@@ -8,7 +8,8 @@ gate gradients and ``dh_{t-1}``; :mod:`fastrnn.kernels._driver` does the weight 
 import numpy as np
 from numba import njit, prange
 
-from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, padded_row_length, zero_rows
+from ._copy import (copy_row, copy_rows, fill_rows, pack_unit_group, pack_unit_group_bias, padded_row_length,
+                    zero_rows)
 from ._sync import claim_block, new_block_counter, new_counters, new_tally, next_item, rows_per_block
 from ._tiles import (GROUP, PANEL, add_one_row_times_four_panels, add_one_row_times_panels,
                      add_one_row_times_three_panels, add_rows_times_panels)
@@ -202,9 +203,7 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
                 break
             pack_unit_group(packed_w, w_ih, 0, group, n_groups)
             pack_unit_group(packed_w, w_hh, I, group, n_groups)
-            for q in range(4):
-                units = slice(q * H + group * PANEL, q * H + (group + 1) * PANEL)
-                copy_row(packed_bias[group, q * PANEL:(q + 1) * PANEL], bias[units])
+            pack_unit_group_bias(packed_bias, bias, group)
             tally[0] += 1
         for t in range(T):
             while True:
