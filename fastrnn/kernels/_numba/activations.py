@@ -1,6 +1,6 @@
 """Vectorisable activations for the Numba kernels, chosen by dtype at compile time.
 
-float32 uses a rational approximation of tanh (about 3 ulp, well inside the float32 parity
+float32 uses a rational approximation of tanh (under 9 ulp, well inside the float32 parity
 tolerance) because libm's scalar ``tanh`` cannot be vectorised by LLVM and dominated small shapes.
 float64 keeps the exact libm function, so float64 results match the reference to rounding.
 """
@@ -10,29 +10,30 @@ from numba.extending import overload
 
 from .config import JIT_OPTIONS
 
-_CLAMP = np.float32(7.90531110763549805)  # tanh(x) rounds to +-1 in float32 beyond this
-_A1, _A3, _A5, _A7 = (np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04),
-                      np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08))
-_A9, _A11, _A13 = (np.float32(-8.60467152213735e-11), np.float32(2.00018790482477e-13),
-                   np.float32(-2.76076847742355e-16))
-_B0, _B2, _B4, _B6 = (np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03),
-                      np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06))
+# tanh(x) ~ x P(x^2) / Q(x^2), P of degree 4 and Q of degree 3 (fitted here): 7 multiply-adds where the
+# earlier 13/6 form took 9, for 5.1e-7 most absolute error (8.5 ulp) against 4.0e-7 (6.6 ulp). The clamp
+# is where the fit first reaches 1.0 in float32: beyond it tanh is exactly +-1, and it never exceeds 1
+# (so sigmoid stays in [0, 1]). A vector tanh went from 17 to 15 instructions (inspect_asm, AVX-512); paired
+# runs on a Zen 5 (16 rounds, fastest of each): small LSTM inference 1.01x, infer_batch LSTM 1.06x, both
+# within that machine's run-to-run noise.
+_CLAMP = np.float32(7.59634)
+_P0, _P1, _P2, _P3, _P4 = (np.float32(0.9999998), np.float32(0.12720482), np.float32(0.0027047559),
+                           np.float32(7.2256703e-06), np.float32(-6.2570273e-09))
+_Q1, _Q2, _Q3 = np.float32(0.4605366), np.float32(0.022885747), np.float32(0.00019782103)
 
 
 @njit(inline="always", **JIT_OPTIONS)
 def tanh_f32(x):
-    """float32 tanh as a 13/6 rational polynomial on a clamped argument: branch-free, vectorisable."""
+    """float32 tanh as a 9/6 rational polynomial on a clamped argument: branch-free, vectorisable."""
     x = min(max(x, -_CLAMP), _CLAMP)
     x2 = x * x
-    p = x2 * _A13 + _A11
-    p = x2 * p + _A9
-    p = x2 * p + _A7
-    p = x2 * p + _A5
-    p = x2 * p + _A3
-    p = x2 * p + _A1
-    q = x2 * _B6 + _B4
-    q = x2 * q + _B2
-    q = x2 * q + _B0
+    p = x2 * _P4 + _P3
+    p = x2 * p + _P2
+    p = x2 * p + _P1
+    p = x2 * p + _P0
+    q = x2 * _Q3 + _Q2
+    q = x2 * q + _Q1
+    q = x2 * q + np.float32(1)
     return x * p / q
 
 
