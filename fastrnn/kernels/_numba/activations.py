@@ -10,12 +10,13 @@ from numba.extending import overload
 
 from .config import JIT_OPTIONS
 
-# tanh(x) ~ x P(x^2) / Q(x^2), P of degree 4 and Q of degree 3 (fitted here): 7 multiply-adds where the
-# earlier 13/6 form took 9, for 5.1e-7 most absolute error (8.5 ulp) against 4.0e-7 (6.6 ulp). The clamp
-# is where the fit first reaches 1.0 in float32: beyond it tanh is exactly +-1, and it never exceeds 1
-# (so sigmoid stays in [0, 1]). A vector tanh went from 17 to 15 instructions (inspect_asm, AVX-512); paired
-# runs on a Zen 5 (16 rounds, fastest of each): small LSTM inference 1.01x, infer_batch LSTM 1.06x, both
-# within that machine's run-to-run noise.
+# tanh(x) ~ x P(x^2) / Q(x^2), P of degree 4 and Q of degree 3 (a least-error fit in float32 made for
+# fastrnn; the fitting script is not kept, tests/test_numerics.py checks the result): 7 multiply-adds
+# where the earlier 13/6 form took 9, for 5.1e-7 most absolute error (8.5 ulp) against 4.0e-7 (6.6 ulp).
+# The clamp is where the fit first reaches 1.0 in float32: beyond it tanh is exactly +-1, and it never
+# exceeds 1 (so sigmoid stays in [0, 1]). A vector tanh went from 17 to 15 instructions (inspect_asm,
+# AVX-512); paired runs on a Zen 5 (16 rounds, fastest of each): small LSTM inference 1.01x, infer_batch
+# LSTM 1.06x, both within that machine's run-to-run noise.
 _CLAMP = np.float32(7.59634)
 _P0, _P1, _P2, _P3, _P4 = (np.float32(0.9999998), np.float32(0.12720482), np.float32(0.0027047559),
                            np.float32(7.2256703e-06), np.float32(-6.2570273e-09))
