@@ -55,12 +55,16 @@ def test_numba_gemm_writes_into_a_strided_out_and_leaves_the_rest():
 
 
 def test_the_k_blocks_keep_the_packed_panels_in_cache():
-    from fastrnn.kernels._numba.gemm import K_BLOCK, k_block_for
+    from fastrnn.kernels._numba.gemm import k_block_for
 
     assert k_block_for(512, 128) == 512      # short K: one block, sums in registers throughout
     assert k_block_for(1024, 16) == 1024     # 1 MiB of panels: one block
-    assert k_block_for(6400, 21) == K_BLOCK  # the medium shape's weight gradients
-    assert k_block_for(1600, 65) == K_BLOCK  # the large shape's
+    # otherwise blocks of at most half of L2: 16 steps of a panel take 1 KiB
+    assert k_block_for(6400, 21) == 256      # the medium shape's first layer's weight gradients: 336 KiB
+    assert k_block_for(6400, 33) == 128      # its second layer's: 264 KiB (256 steps would take 528)
+    assert k_block_for(1600, 65) == 64       # the large shape's: 260 KiB
+    assert k_block_for(51200, 10) == 512     # infer_batch's: 320 KiB, the longest block
+    assert k_block_for(10 ** 6, 10 ** 4) == 64  # the shortest block, however many panels
 
 
 def test_blas_is_replaced_only_where_it_runs_narrower_vectors(monkeypatch):

@@ -18,21 +18,30 @@ from .config import JIT_OPTIONS
 
 
 # Steps of k per block. Where all of B's packed panels fit in L2, or K is short, one block: each row
-# block then keeps its sums in registers over all of K. Otherwise blocks of K_BLOCK steps, whose panels
-# stay in cache while every row block passes over them (the sums go back to memory after each block).
-# Measured per core on a Zen 5, GFLOP/s, blocks of 128 / 256 / 512 / all K: M x K x N = 2048 x 1600 x
-# 1025 (the large shape's weight gradients) 116 / 142 / 111 / 144; 1024 x 6400 x 321 (medium's) 140 /
-# 134 / 115 / 117; 512 x 51200 x 145 (infer_batch's) 112 / 127 / 116 / 53.
+# block then keeps its sums in registers over all of K. Otherwise blocks whose panels fill at most half of
+# L2 (the largest power of two of steps, MIN_K_BLOCK to MAX_K_BLOCK), so that they stay there while every
+# row block passes over them (the sums go back to memory after each block) beside the row block and the
+# other core's traffic. Measured on a Zen 5, both parts of the driver's split products at once (total
+# GFLOP/s, steps per block 64 / 128 / 256 / 512): the large shape's weight gradients (2 x 1024 x 1600 x
+# 1025, 65 panels) 340 / 331 / 301 / -, medium's (2 x 512 x 6400 x 513, 33 panels) 307 / 309 / 303 / -,
+# infer_batch's (2 x 512 x 51200 x 145, 10 panels) - / 224 / 225 / 231. (A fixed 256 steps, chosen earlier
+# from one core alone, left the large shape's block of 1.06 MB spilling out of its 1 MiB L2.) Whole
+# training steps, paired against 256 steps: large LSTM 1.05-1.08x faster, GRU 1.01-1.04x, medium and
+# infer_batch LSTM within noise (0.99-1.01x).
 L2_BYTES_FOR_PANELS = 1 << 20
 SHORT_K = 512
-K_BLOCK = 256
+MIN_K_BLOCK, MAX_K_BLOCK = 64, 512
 
 
 def k_block_for(K, panels):
     """Steps of k per block for a product of depth K with ``panels`` packed panels (see above)."""
-    if K <= SHORT_K or K * panels * PANEL * 4 <= L2_BYTES_FOR_PANELS:
+    panel_step_bytes = panels * PANEL * 4
+    if K <= SHORT_K or K * panel_step_bytes <= L2_BYTES_FOR_PANELS:
         return max(1, K)
-    return K_BLOCK
+    block = MAX_K_BLOCK
+    while block > MIN_K_BLOCK and block * panel_step_bytes > L2_BYTES_FOR_PANELS // 2:
+        block //= 2
+    return block
 
 
 @njit("void(float32[:, :], float32[:, :, :, ::1])", **JIT_OPTIONS)
