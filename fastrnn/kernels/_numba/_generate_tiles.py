@@ -116,7 +116,11 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
                   f"    The gates of one group of {PANEL} hidden units, which lie ``stride`` panels apart in the",
                   f"    gate-major packing, for the column-split kernels. acc ({count * PANEL},); vector (>= col0 + K,);",
                   f"    packed (P, K, {PANEL}). {count * PANEL} accumulators: {2 * count} independent FMA chains "
-                  "instead of the pair tile's 4.",
+                  "with 256-bit vectors,",
+                  f"    {count} with 512-bit ones. More chains do not help there: the tile is bound by reading the panels",
+                  "    from L2 (~40 B per cycle), not by the FMA latency. Splitting k in two (even and odd k summed",
+                  "    apart) measured slower on an AMD Zen 5, one core, one thread's share of a H = 128 step:",
+                  "    three panels 0.81-0.93 vs 0.75-0.78 us, four panels 1.15-1.23 vs 0.99-1.08 us.",
                   '    """',
                   "    K = packed.shape[1]",
                   "    zero = one_of(acc) - one_of(acc)",

@@ -419,7 +419,11 @@ def add_one_row_times_four_panels(acc, vector, col0, packed, p0, stride):
 
     The gates of one group of 16 hidden units, which lie ``stride`` panels apart in the
     gate-major packing, for the column-split kernels. acc (64,); vector (>= col0 + K,);
-    packed (P, K, 16). 64 accumulators: 8 independent FMA chains instead of the pair tile's 4.
+    packed (P, K, 16). 64 accumulators: 8 independent FMA chains with 256-bit vectors,
+    4 with 512-bit ones. More chains do not help there: the tile is bound by reading the panels
+    from L2 (~40 B per cycle), not by the FMA latency. Splitting k in two (even and odd k summed
+    apart) measured slower on an AMD Zen 5, one core, one thread's share of a H = 128 step:
+    three panels 0.81-0.93 vs 0.75-0.78 us, four panels 1.15-1.23 vs 0.99-1.08 us.
     """
     K = packed.shape[1]
     zero = one_of(acc) - one_of(acc)
@@ -636,7 +640,11 @@ def add_one_row_times_three_panels(acc, vector, col0, packed, p0, stride):
 
     The gates of one group of 16 hidden units, which lie ``stride`` panels apart in the
     gate-major packing, for the column-split kernels. acc (48,); vector (>= col0 + K,);
-    packed (P, K, 16). 48 accumulators: 6 independent FMA chains instead of the pair tile's 4.
+    packed (P, K, 16). 48 accumulators: 6 independent FMA chains with 256-bit vectors,
+    3 with 512-bit ones. More chains do not help there: the tile is bound by reading the panels
+    from L2 (~40 B per cycle), not by the FMA latency. Splitting k in two (even and odd k summed
+    apart) measured slower on an AMD Zen 5, one core, one thread's share of a H = 128 step:
+    three panels 0.81-0.93 vs 0.75-0.78 us, four panels 1.15-1.23 vs 0.99-1.08 us.
     """
     K = packed.shape[1]
     zero = one_of(acc) - one_of(acc)
