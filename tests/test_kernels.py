@@ -178,6 +178,39 @@ def test_generated_register_tiles_are_up_to_date():
 
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [16, 37, 5])
+def test_weights_pack_into_panels_exactly_through_the_block_transpose(dtype, K):
+    """pack_unit_group (whole 16 x 16 blocks through the shuffle transpose, the K % 16 left by rows) writes
+    ``packed[q * G + g, col0 + k, c] = w[q * H + 16 g + c, k]`` for its group and nothing else. Exact."""
+    pytest.importorskip("numba")
+    from numba import njit
+
+    from fastrnn.kernels._numba._copy import pack_unit_group
+    from fastrnn.kernels._numba._transpose import transpose_block
+
+    gates, n_groups, col0 = 3, 2, 4
+    H = 16 * n_groups
+    w = np.random.default_rng(0).standard_normal((gates * H, K)).astype(dtype)
+    for group in range(n_groups):
+        packed = np.full((gates * n_groups, col0 + K + 3, 16), -7.0, dtype=dtype)
+        pack_unit_group(packed, w, col0, group, n_groups)
+        want = np.full_like(packed, -7.0)
+        for q in range(gates):
+            want[q * n_groups + group, col0:col0 + K] = w[q * H + 16 * group:q * H + 16 * (group + 1)].T
+        np.testing.assert_array_equal(packed, want)
+
+    @njit(cache=False)
+    def one_block(dst, dst_row0, src, src_row0, src_col0):
+        transpose_block(dst, dst_row0, src, src_row0, src_col0)
+
+    src = np.arange(20 * 40, dtype=dtype).reshape(20, 40)
+    dst = np.zeros((19, 16), dtype=dtype)
+    one_block(dst, 2, src, 3, 21)
+    np.testing.assert_array_equal(dst[2:18], src[3:19, 21:37].T)
+    assert not dst[:2].any() and not dst[18:].any()
+
+
 def test_register_tile_compiles_to_packed_fmas_without_spills():
     """The 4-row tile must become packed FMAs over the columns with its accumulators in registers.
 

@@ -7,6 +7,7 @@ signature and are shared.
 from numba import njit
 
 from ._tiles import PANEL, SAME_L1_SET_BYTES
+from ._transpose import BLOCK, transpose_block
 from .config import JIT_OPTIONS
 
 
@@ -52,16 +53,22 @@ def pack_unit_group(packed, w, col0, group, n_groups):
     >= col0 + K, 16): ``packed[q * n_groups + group, col0 + k, c] = w[q * H + 16 * group + c, k]`` for
     every gate ``q`` (the layout of ``_driver.pack_panels``, one group's share of it).
 
-    Each panel row is written whole, from a strided read of 16 weight rows: writing one value per
-    panel row instead (reading ``w`` row by row) took twice as long inside the B=1 kernels, 27 vs 13 us
-    for half of a H=128 LSTM's weights.
+    Both C-contiguous. Whole 16 x 16 blocks go through :func:`._transpose.transpose_block` (3.5x the
+    scalar copy's speed); the last ``K % 16`` columns of ``w`` are copied one panel row at a time, each
+    written whole from a strided read of 16 weight rows (writing one value per panel row instead took
+    twice as long).
     """
     n_gates = packed.shape[0] // n_groups
     H = 16 * n_groups
+    K = w.shape[1]
+    whole = K - K % BLOCK
     for q in range(n_gates):
         panel = packed[q * n_groups + group]
-        rows = w[q * H + 16 * group:q * H + 16 * group + 16]
-        for k in range(w.shape[1]):
+        row0 = q * H + 16 * group
+        for k0 in range(0, whole, BLOCK):
+            transpose_block(panel, col0 + k0, w, row0, k0)
+        rows = w[row0:row0 + 16]
+        for k in range(whole, K):
             dst = panel[col0 + k]
             for c in range(16):
                 dst[c] = rows[c, k]

@@ -1,0 +1,75 @@
+"""A 16 x 16 block transpose in vector registers, for packing weights into panels.
+
+Numba has no vector shuffles, and LLVM does not turn a scalar transpose loop into them: packing a
+B=1 kernel's weights one element at a time ran at about 1.3 elements per cycle, 6.3 us per thread
+for half of a H=128 GRU's weights on an AMD Zen 5, 8.5 us for an LSTM's, against 100 steps of
+about 1 us each. This module writes the transpose as an LLVM intrinsic instead: 16 row loads,
+four rounds of two-source shuffles, 16 row stores (1.8 and 2.4 us there, the same bytes).
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+BLOCK = 16
+
+
+def _element_pointer(context, builder, array_type, array, row, column):
+    return cgutils.get_item_pointer2(context, builder, data=array.data,
+                                     shape=cgutils.unpack_tuple(builder, array.shape),
+                                     strides=cgutils.unpack_tuple(builder, array.strides),
+                                     layout=array_type.layout, inds=[row, column],
+                                     wraparound=False, boundscheck=False)
+
+
+def _swap_masks(distance):
+    """Shuffle masks that swap bit ``distance`` of the row index with the same bit of the column index
+    for a pair of rows ``(r, r + distance)``: ``(mask of the new row r, mask of the new row r + distance)``,
+    lanes 0-15 taken from row r and 16-31 from row r + distance. All four bits swapped is a transpose."""
+    low = [c if not c & distance else BLOCK + c - distance for c in range(BLOCK)]
+    high = [c + distance if not c & distance else BLOCK + c for c in range(BLOCK)]
+    return low, high
+
+
+@intrinsic
+def transpose_block(typingctx, dst, dst_row0, src, src_row0, src_col0):
+    """``dst[dst_row0 + k, c] = src[src_row0 + c, src_col0 + k]`` for ``k, c < 16``.
+
+    dst, src: 2-D C-contiguous arrays of one dtype (float32 or float64); the 16 x 16 block must lie
+    inside both (not checked: the caller's loop bounds guarantee it).
+    """
+    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.ndim == src.ndim == 2
+            and dst.layout == src.layout == "C" and dst.dtype == src.dtype
+            and dst.dtype in (types.float32, types.float64)):
+        return None
+    sig = types.void(dst, dst_row0, src, src_row0, src_col0)
+
+    def codegen(context, builder, signature, args):
+        dst_type, _, src_type, _, _ = signature.args
+        dst_array = context.make_array(dst_type)(context, builder, args[0])
+        src_array = context.make_array(src_type)(context, builder, args[2])
+        dst_row0, src_row0, src_col0 = (context.cast(builder, args[i], signature.args[i], types.intp)
+                                        for i in (1, 3, 4))
+        intp = context.get_value_type(types.intp)
+        vector_pointer = ir.VectorType(context.get_data_type(src_type.dtype), BLOCK).as_pointer()
+        align = src_type.dtype.bitwidth // 8
+        rows = []
+        for r in range(BLOCK):
+            pointer = _element_pointer(context, builder, src_type, src_array,
+                                       builder.add(src_row0, ir.Constant(intp, r)), src_col0)
+            rows.append(builder.load(builder.bitcast(pointer, vector_pointer), align=align))
+        mask_type = ir.VectorType(ir.IntType(32), BLOCK)
+        for distance in (1, 2, 4, 8):
+            low, high = (ir.Constant(mask_type, mask) for mask in _swap_masks(distance))
+            for r in range(BLOCK):
+                if not r & distance:
+                    first, second = rows[r], rows[r + distance]
+                    rows[r] = builder.shuffle_vector(first, second, low)
+                    rows[r + distance] = builder.shuffle_vector(first, second, high)
+        for k in range(BLOCK):
+            pointer = _element_pointer(context, builder, dst_type, dst_array,
+                                       builder.add(dst_row0, ir.Constant(intp, k)), ir.Constant(intp, 0))
+            builder.store(rows[k], builder.bitcast(pointer, vector_pointer), align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
