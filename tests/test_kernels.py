@@ -387,21 +387,30 @@ def test_unzeroed_driver_buffers_are_written_in_full(monkeypatch, backend, cell,
             assert relative_error(got, want) <= RTOL[np.float64]
 
 
-@pytest.mark.parametrize("compiled, threads", [(True, 1), (True, 2), (True, 3), (False, 1)],
-                         ids=["cython", "cython-2-threads", "cython-3-threads", "numpy"])
+@pytest.mark.parametrize("packer, threads", [("cython", 1), ("cython", 2), ("cython", 3), ("numpy", 1), ("numba", 1),
+                                             ("numba", 3)],
+                         ids=["cython", "cython-2-threads", "cython-3-threads", "numpy", "numba", "numba-3-threads"])
 @pytest.mark.parametrize("rows", [32, 45])  # whole panels; a padded last panel
-def test_packed_panels_hold_the_transposed_blocks_and_zero_padding(monkeypatch, compiled, threads, rows):
+def test_packed_panels_hold_the_transposed_blocks_and_zero_padding(monkeypatch, packer, threads, rows):
+    """Exact, for each packing loop: blocks of 37 columns (two whole 16 x 16 blocks and 5 more) and 5,
+    C-contiguous, and a transposed view of 20 (the Numba loop takes the contiguous ones, Cython the
+    view, or NumPy where Cython is missing)."""
     from fastrnn.kernels import _driver
 
-    if compiled and _driver._compiled_packing() is None:
+    if packer == "cython" and _driver._compiled_packing() is None:
         pytest.skip("the Cython packing extension is not built")
+    contiguous_packer = None
+    if packer == "numba":
+        pytest.importorskip("numba")
+        from fastrnn.kernels._numba._copy import pack_block as contiguous_packer
     monkeypatch.setattr(_driver, "np", _NaNEmptyNumPy())
     monkeypatch.setattr(_driver, "MIN_BYTES_TO_SPLIT", 0)  # split these small blocks when threads > 1
-    if not compiled:
+    if packer == "numpy":
         monkeypatch.setattr(_driver, "_packing", [None])
     rng = np.random.default_rng(0)
-    blocks = [rng.standard_normal((rows, 7)).astype(np.float32), rng.standard_normal((rows, 5)).astype(np.float32)]
-    packed = _driver.pack_panels(*blocks, threads=threads)
-    expected = np.zeros((-(-rows // 16) * 16, 12), dtype=np.float32)
+    blocks = [rng.standard_normal((rows, 37)).astype(np.float32), rng.standard_normal((rows, 5)).astype(np.float32),
+              rng.standard_normal((20, rows)).astype(np.float32).T]
+    packed = _driver.pack_panels(*blocks, threads=threads, contiguous_packer=contiguous_packer)
+    expected = np.zeros((-(-rows // 16) * 16, 62), dtype=np.float32)
     expected[:rows] = np.concatenate(blocks, axis=1)
-    np.testing.assert_array_equal(packed, expected.reshape(-1, 16, 12).transpose(0, 2, 1))
+    np.testing.assert_array_equal(packed, expected.reshape(-1, 16, 62).transpose(0, 2, 1))

@@ -41,14 +41,16 @@ MIN_INPUT_TO_PROJECT = 128
 MIN_WEIGHT_BYTES_TO_PROJECT = 32 << 20
 
 
-def pack_panels(*blocks, threads=1):
+def pack_panels(*blocks, threads=1, contiguous_packer=None):
     """Stack weight blocks side by side and pack their transpose into 16-column panels.
 
     Each block is (N, K_i) as stored (rows are gate units); the packed result is (ceil(N / 16), sum K_i,
     16) with ``packed[p, k, c] = concat(blocks, axis=1)[16 p + c, k]`` and zero rows for the padding:
-    the layout the kernels' tiles read. One pass of transposing copies per block; with the compiled
-    packer and at least :data:`MIN_BYTES_TO_SPLIT` of weights, ``threads`` threads pack a range of
-    panels each (the large shape's 8 MB: 0.85-1.2 ms on one thread, 0.55-0.7 on two).
+    the layout the kernels' tiles read. One pass of transposing copies per block, by
+    ``contiguous_packer(block, packed, offset)`` (a backend's, see ``FusedKernels(pack_block=...)``) for
+    C-contiguous blocks where given, else by the Cython loop where it is built, else by NumPy. With a
+    compiled packer and at least :data:`MIN_BYTES_TO_SPLIT` of weights, ``threads`` threads pack a range
+    of panels each (the large shape's 8 MB on the Cython loop: 0.85-1.2 ms on one thread, 0.55-0.7 on two).
     """
     N = blocks[0].shape[0]
     panels = -(-N // PANEL)
@@ -56,15 +58,17 @@ def pack_panels(*blocks, threads=1):
     if N % PANEL:
         packed[-1] = 0  # the padding columns; every other element is written below (zeroing all cost ~0.3 ms at 8 MB)
     compiled = _compiled_packing()
-    if compiled is not None:
+    packers = [contiguous_packer if contiguous_packer is not None and block.flags.c_contiguous else compiled
+               for block in blocks]
+    if all(packer is not None for packer in packers):
         parts = threads if packed.nbytes >= MIN_BYTES_TO_SPLIT else 1
         bounds = row_bounds(panels, parts)
 
         def pack_part(k):
             first, last = bounds[k]
             offset = 0
-            for block in blocks:
-                compiled(block[first * PANEL:last * PANEL], packed[first:last], offset)
+            for block, packer in zip(blocks, packers):
+                packer(block[first * PANEL:last * PANEL], packed[first:last], offset)
                 offset += block.shape[1]
 
         if parts > 1:
@@ -290,7 +294,7 @@ class FusedKernels:
 
     def __init__(self, *, lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward, rnn_backward,
                  chunk_count, num_threads, one_thread=contextlib.nullcontext, column_forwards=None,
-                 column_backwards=None, projects_inputs=False, gate_row_length=None):
+                 column_backwards=None, projects_inputs=False, gate_row_length=None, pack_block=None):
         self._lstm = (lstm_forward, lstm_backward)
         self._gru = (gru_forward, gru_backward)
         self._rnn = (rnn_forward, rnn_backward)
@@ -311,6 +315,11 @@ class FusedKernels:
         # backward kernels read through their register tiles: a longer row where a row of ``length`` would
         # be a multiple of 4 KiB long (see _numba._copy.padded_row_length). None: rows as long as their values.
         self._gate_row_length = gate_row_length
+        # Optional ``(block, packed, offset)`` packing loop for C-contiguous weight blocks (see pack_panels)
+        self._pack_block = pack_block
+
+    def _pack_panels(self, *blocks, threads=1):
+        return pack_panels(*blocks, threads=threads, contiguous_packer=self._pack_block)
 
     def _column_parts(self, cell, B, H, column_kernels=None):
         """Threads to split each step's hidden units over, or 0 to split the batch instead (or when
@@ -363,9 +372,9 @@ class FusedKernels:
             with threads_context:
                 if project:
                     x_in = projected_inputs(_batch_first(x), w_ih, b_ih + b_hh, threads)
-                    packed = pack_panels(w_hh, threads=threads)
+                    packed = self._pack_panels(w_hh, threads=threads)
                 else:
-                    x_in, packed = _batch_first(x), pack_panels(w_ih, w_hh, threads=threads)
+                    x_in, packed = _batch_first(x), self._pack_panels(w_ih, w_hh, threads=threads)
                 self._lstm[0](x_in, lengths, packed, _padded(b_ih + b_hh), h0, c0, out, h_n, c_n, gates, tanh_c,
                               c_states, need_grad, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, c0=c0, out=out, gates=gates, tanh_c=tanh_c,
@@ -388,8 +397,8 @@ class FusedKernels:
             d_pre_rows, d_pre = self._gate_gradients(cache["gates"].shape, cache["lengths"], x.dtype)
             chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
             with threads_context:
-                self._lstm[1](grad_out, cache["lengths"], pack_panels(w_hh.T, threads=threads), *saved, d_pre_rows,
-                              chunks)
+                self._lstm[1](grad_out, cache["lengths"], self._pack_panels(w_hh.T, threads=threads), *saved,
+                              d_pre_rows, chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, threads,
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, dc, grads
@@ -418,8 +427,8 @@ class FusedKernels:
                     x_in = projected_inputs(_batch_first(x), w_ih, b_ih, threads)
                     packed_ih = np.empty((-(-3 * H // PANEL), 0, PANEL), dtype=x.dtype)
                 else:
-                    x_in, packed_ih = _batch_first(x), pack_panels(w_ih, threads=threads)
-                self._gru[0](x_in, lengths, packed_ih, _padded(b_ih), pack_panels(w_hh, threads=threads),
+                    x_in, packed_ih = _batch_first(x), self._pack_panels(w_ih, threads=threads)
+                self._gru[0](x_in, lengths, packed_ih, _padded(b_ih), self._pack_panels(w_hh, threads=threads),
                              _padded(b_hh), h0, out, h_n, gates, hidden_n, need_grad, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, gates=gates, hidden_n=hidden_n) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
@@ -434,7 +443,7 @@ class FusedKernels:
         chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
         with threads_context:
             self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
-                         pack_panels(w_hh.T, threads=threads),
+                         self._pack_panels(w_hh.T, threads=threads),
                          h0, out, cache["gates"], cache["hidden_n"], dh, dn_from_x, d_from_h_rows, chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_h,
                                                    threads, d_pre_x_tail=dn_from_x,
@@ -459,7 +468,7 @@ class FusedKernels:
             packing_threads = self._num_threads()  # read before the context may set it to 1
             chunks, threads_context = self._batch_chunks(B, T, w_ih.nbytes + w_hh.nbytes)
             with threads_context:
-                self._rnn[0](_batch_first(x), lengths, pack_panels(w_ih, w_hh, threads=packing_threads),
+                self._rnn[0](_batch_first(x), lengths, self._pack_panels(w_ih, w_hh, threads=packing_threads),
                              _padded(b_ih + b_hh), h0, out, h_n, relu, chunks)
         cache = dict(x=x, lengths=lengths, h0=h0, out=out, relu=relu) if need_grad else None
         return out.transpose(1, 0, 2), h_n, None, cache
@@ -479,7 +488,7 @@ class FusedKernels:
         chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
         with threads_context:
             self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
-                         pack_panels(w_hh.T, threads=threads), out, dh, d_pre, cache["relu"], chunks)
+                         self._pack_panels(w_hh.T, threads=threads), out, dh, d_pre, cache["relu"], chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, threads,
                                                    need_grad_x=need_grad_x)
         return grad_x, dh, None, grads
