@@ -35,11 +35,13 @@ def _swap_masks(distance):
 def transpose_block(typingctx, dst, dst_row0, src, src_row0, src_col0):
     """``dst[dst_row0 + k, c] = src[src_row0 + c, src_col0 + k]`` for ``k, c < 16``.
 
-    dst, src: 2-D C-contiguous arrays of one dtype (float32 or float64); the 16 x 16 block must lie
-    inside both (not checked: the caller's loop bounds guarantee it).
+    dst: 2-D C-contiguous; src: 2-D, C-contiguous or of any layout whose rows are contiguous
+    (``src.strides[1] == src.itemsize``, which the caller checks: each row's 16 values are read as one
+    vector); one dtype, float32 or float64. The 16 x 16 block must lie inside both (not checked: the
+    caller's loop bounds guarantee it).
     """
     if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.ndim == src.ndim == 2
-            and dst.layout == src.layout == "C" and dst.dtype == src.dtype
+            and dst.layout == "C" and src.layout in ("C", "A") and dst.dtype == src.dtype
             and dst.dtype in (types.float32, types.float64)):
         return None
     sig = types.void(dst, dst_row0, src, src_row0, src_col0)
