@@ -182,12 +182,13 @@ def test_generated_register_tiles_are_up_to_date():
 @pytest.mark.parametrize("K", [16, 37, 5])
 def test_weights_pack_into_panels_exactly_through_the_block_transpose(dtype, K):
     """pack_unit_group (whole 16 x 16 blocks through the shuffle transpose, the K % 16 left by rows) writes
-    ``packed[q * G + g, col0 + k, c] = w[q * H + 16 g + c, k]`` for its group and nothing else. Exact."""
+    ``packed[q * G + g, col0 + k, c] = w[q * H + 16 g + c, k]`` for its group and nothing else; the two
+    intrinsics alone on offset blocks, and the row copy on a view. Exact."""
     pytest.importorskip("numba")
     from numba import njit
 
     from fastrnn.kernels._numba._copy import pack_unit_group
-    from fastrnn.kernels._numba._transpose import transpose_block
+    from fastrnn.kernels._numba._transpose import copy_row_block, transpose_block
 
     gates, n_groups, col0 = 3, 2, 4
     H = 16 * n_groups
@@ -209,6 +210,14 @@ def test_weights_pack_into_panels_exactly_through_the_block_transpose(dtype, K):
     one_block(dst, 2, src, 3, 21)
     np.testing.assert_array_equal(dst[2:18], src[3:19, 21:37].T)
     assert not dst[:2].any() and not dst[18:].any()
+
+    @njit(cache=False)
+    def one_row(dst, dst_row, src, src_row, src_col0):
+        copy_row_block(dst, dst_row, src, src_row, src_col0)
+
+    view = src[:, 2:]  # the 'A' layout, rows still contiguous
+    one_row(dst, 0, view, 5, 17)
+    np.testing.assert_array_equal(dst[0], src[5, 19:35])
 
 
 def test_register_tile_compiles_to_packed_fmas_without_spills():

@@ -1,4 +1,4 @@
-"""A 16 x 16 block transpose in vector registers, for packing weights into panels.
+"""A 16 x 16 block transpose in vector registers, and a 16-element row copy, for packing into panels.
 
 Numba has no vector shuffles, and LLVM does not turn a scalar transpose loop into them: packing a
 B=1 kernel's weights one element at a time ran at about 1.3 elements per cycle, 6.3 us per thread
@@ -72,6 +72,38 @@ def transpose_block(typingctx, dst, dst_row0, src, src_row0, src_col0):
             pointer = _element_pointer(context, builder, dst_type, dst_array,
                                        builder.add(dst_row0, ir.Constant(intp, k)), ir.Constant(intp, 0))
             builder.store(rows[k], builder.bitcast(pointer, vector_pointer), align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def copy_row_block(typingctx, dst, dst_row, src, src_row, src_col0):
+    """``dst[dst_row, c] = src[src_row, src_col0 + c]`` for ``c < 16``, as one vector load and store.
+
+    For ``src`` of the 'A' layout whose rows are contiguous (the caller checks ``src.strides[1] ==
+    src.itemsize``): Numba cannot know the stride is 1, so its element loop stays scalar. dst: 2-D
+    C-contiguous, rows of 16; one dtype, float32 or float64; the 16 values must lie inside ``src``.
+    """
+    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.ndim == src.ndim == 2
+            and dst.layout == "C" and src.layout in ("C", "A") and dst.dtype == src.dtype
+            and dst.dtype in (types.float32, types.float64)):
+        return None
+    sig = types.void(dst, dst_row, src, src_row, src_col0)
+
+    def codegen(context, builder, signature, args):
+        dst_type, _, src_type, _, _ = signature.args
+        dst_array = context.make_array(dst_type)(context, builder, args[0])
+        src_array = context.make_array(src_type)(context, builder, args[2])
+        dst_row, src_row, src_col0 = (context.cast(builder, args[i], signature.args[i], types.intp)
+                                      for i in (1, 3, 4))
+        vector_pointer = ir.VectorType(context.get_data_type(src_type.dtype), BLOCK).as_pointer()
+        align = src_type.dtype.bitwidth // 8
+        source = _element_pointer(context, builder, src_type, src_array, src_row, src_col0)
+        target = _element_pointer(context, builder, dst_type, dst_array, dst_row,
+                                  ir.Constant(context.get_value_type(types.intp), 0))
+        values = builder.load(builder.bitcast(source, vector_pointer), align=align)
+        builder.store(values, builder.bitcast(target, vector_pointer), align=align)
         return context.get_dummy_value()
 
     return sig, codegen
