@@ -22,6 +22,39 @@ def _element_pointer(context, builder, array_type, array, row, column):
                                      wraparound=False, boundscheck=False)
 
 
+def _operands_fit(dst, src):
+    """The intrinsics' typing rule: 2-D arrays of one dtype, float32 or float64; ``dst`` C-contiguous,
+    ``src`` C-contiguous or of the 'A' layout (whose rows the caller checks are contiguous)."""
+    return (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.ndim == src.ndim == 2
+            and dst.layout == "C" and src.layout in ("C", "A") and dst.dtype == src.dtype
+            and dst.dtype in (types.float32, types.float64))
+
+
+def _row_vectors(context, builder, signature, args):
+    """For an intrinsic of arguments ``(dst, dst_row, src, src_row, src_col0)``: ``(load, store)``, where
+    ``load(r)`` reads ``src[src_row + r, src_col0:src_col0 + 16]`` and ``store(r, values)`` writes
+    ``dst[dst_row + r, :16]``, each as one vector."""
+    dst_type, _, src_type, _, _ = signature.args
+    dst_array = context.make_array(dst_type)(context, builder, args[0])
+    src_array = context.make_array(src_type)(context, builder, args[2])
+    dst_row, src_row, src_col0 = (context.cast(builder, args[i], signature.args[i], types.intp) for i in (1, 3, 4))
+    intp = context.get_value_type(types.intp)
+    vector_pointer = ir.VectorType(context.get_data_type(src_type.dtype), BLOCK).as_pointer()
+    align = src_type.dtype.bitwidth // 8
+
+    def load(r):
+        pointer = _element_pointer(context, builder, src_type, src_array, builder.add(src_row, ir.Constant(intp, r)),
+                                   src_col0)
+        return builder.load(builder.bitcast(pointer, vector_pointer), align=align)
+
+    def store(r, values):
+        pointer = _element_pointer(context, builder, dst_type, dst_array, builder.add(dst_row, ir.Constant(intp, r)),
+                                   ir.Constant(intp, 0))
+        builder.store(values, builder.bitcast(pointer, vector_pointer), align=align)
+
+    return load, store
+
+
 def _swap_masks(distance):
     """Shuffle masks that swap bit ``distance`` of the row index with the same bit of the column index
     for a pair of rows ``(r, r + distance)``: ``(mask of the new row r, mask of the new row r + distance)``,
@@ -40,26 +73,13 @@ def transpose_block(typingctx, dst, dst_row0, src, src_row0, src_col0):
     vector); one dtype, float32 or float64. The 16 x 16 block must lie inside both (not checked: the
     caller's loop bounds guarantee it).
     """
-    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.ndim == src.ndim == 2
-            and dst.layout == "C" and src.layout in ("C", "A") and dst.dtype == src.dtype
-            and dst.dtype in (types.float32, types.float64)):
+    if not _operands_fit(dst, src):
         return None
     sig = types.void(dst, dst_row0, src, src_row0, src_col0)
 
     def codegen(context, builder, signature, args):
-        dst_type, _, src_type, _, _ = signature.args
-        dst_array = context.make_array(dst_type)(context, builder, args[0])
-        src_array = context.make_array(src_type)(context, builder, args[2])
-        dst_row0, src_row0, src_col0 = (context.cast(builder, args[i], signature.args[i], types.intp)
-                                        for i in (1, 3, 4))
-        intp = context.get_value_type(types.intp)
-        vector_pointer = ir.VectorType(context.get_data_type(src_type.dtype), BLOCK).as_pointer()
-        align = src_type.dtype.bitwidth // 8
-        rows = []
-        for r in range(BLOCK):
-            pointer = _element_pointer(context, builder, src_type, src_array,
-                                       builder.add(src_row0, ir.Constant(intp, r)), src_col0)
-            rows.append(builder.load(builder.bitcast(pointer, vector_pointer), align=align))
+        load, store = _row_vectors(context, builder, signature, args)
+        rows = [load(r) for r in range(BLOCK)]
         mask_type = ir.VectorType(ir.IntType(32), BLOCK)
         for distance in (1, 2, 4, 8):
             low, high = (ir.Constant(mask_type, mask) for mask in _swap_masks(distance))
@@ -69,9 +89,7 @@ def transpose_block(typingctx, dst, dst_row0, src, src_row0, src_col0):
                     rows[r] = builder.shuffle_vector(first, second, low)
                     rows[r + distance] = builder.shuffle_vector(first, second, high)
         for k in range(BLOCK):
-            pointer = _element_pointer(context, builder, dst_type, dst_array,
-                                       builder.add(dst_row0, ir.Constant(intp, k)), ir.Constant(intp, 0))
-            builder.store(rows[k], builder.bitcast(pointer, vector_pointer), align=align)
+            store(k, rows[k])
         return context.get_dummy_value()
 
     return sig, codegen
@@ -85,25 +103,13 @@ def copy_row_block(typingctx, dst, dst_row, src, src_row, src_col0):
     src.itemsize``): Numba cannot know the stride is 1, so its element loop stays scalar. dst: 2-D
     C-contiguous, rows of 16; one dtype, float32 or float64; the 16 values must lie inside ``src``.
     """
-    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.ndim == src.ndim == 2
-            and dst.layout == "C" and src.layout in ("C", "A") and dst.dtype == src.dtype
-            and dst.dtype in (types.float32, types.float64)):
+    if not _operands_fit(dst, src):
         return None
     sig = types.void(dst, dst_row, src, src_row, src_col0)
 
     def codegen(context, builder, signature, args):
-        dst_type, _, src_type, _, _ = signature.args
-        dst_array = context.make_array(dst_type)(context, builder, args[0])
-        src_array = context.make_array(src_type)(context, builder, args[2])
-        dst_row, src_row, src_col0 = (context.cast(builder, args[i], signature.args[i], types.intp)
-                                      for i in (1, 3, 4))
-        vector_pointer = ir.VectorType(context.get_data_type(src_type.dtype), BLOCK).as_pointer()
-        align = src_type.dtype.bitwidth // 8
-        source = _element_pointer(context, builder, src_type, src_array, src_row, src_col0)
-        target = _element_pointer(context, builder, dst_type, dst_array, dst_row,
-                                  ir.Constant(context.get_value_type(types.intp), 0))
-        values = builder.load(builder.bitcast(source, vector_pointer), align=align)
-        builder.store(values, builder.bitcast(target, vector_pointer), align=align)
+        load, store = _row_vectors(context, builder, signature, args)
+        store(0, load(0))
         return context.get_dummy_value()
 
     return sig, codegen
