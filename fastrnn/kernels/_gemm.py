@@ -21,11 +21,13 @@ import numpy as np
 AVX512_OPENBLAS_KERNELS = {"skylakex", "cooperlake", "sapphirerapids"}
 MIN_ROWS = 16  # fewer rows than a tile's 16 pad the tile more than they fill it: BLAS then
 # Thin products stay on the BLAS too: every element of ``a`` is copied into the tile's layout once, for
-# only 2N FLOPs of work, and under four panels the column padding is large.
-MIN_COLUMNS = 64
-# Below this many FLOPs the packing and the calls cost more than the faster tile saves: the small shape's
-# weight gradients (60 MFLOP per part) took 0.97-1.16 ms on it against 0.83-1.08 on the BLAS (Zen 5).
-MIN_FLOPS = 100e6
+# only 2N FLOPs of work, and a second panel less than half full is mostly padding. One core of a Zen 5,
+# BLAS time over this GEMM's: N = 17-24 0.97-1.02, N = 25 1.06-1.20, N = 32 1.29-1.37, N = 73 1.39-1.47.
+MIN_COLUMNS = 25
+# Below this many FLOPs the packing and the calls cost more than the faster tile saves (same machine: a
+# 0.64 MFLOP weight gradient 0.87, 1.3 MFLOP 1.06, 1.9-3.7 MFLOP 1.08-1.20, the small shape's 60 MFLOP
+# parts 1.39).
+MIN_FLOPS = 1.5e6
 
 _choice = []  # [bool] once decided: whether float32 products use the Numba GEMM
 _gemm_module = []  # [module] once imported

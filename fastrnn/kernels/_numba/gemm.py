@@ -100,6 +100,18 @@ def pack_row_blocks(a, k0, columns):
                 source = a[first + r, k0:k0 + steps]
                 for k in range(whole, steps):
                     block[k, r] = source[k]
+    elif a.strides[0] == a.itemsize:  # a transposed view: a step's 16 rows are one vector copy (the small
+        steps_by_rows = a.T            # shape's 256 x 1600 weight-gradient operand 0.100 -> 0.051 ms)
+        for g in range(n_groups):
+            block = columns[g]
+            first = g * GROUP
+            if first + GROUP <= M:
+                for k in range(steps):
+                    copy_row_block(block, k, steps_by_rows, k0 + k, first)
+            else:
+                for k in range(steps):
+                    for r in range(M - first):
+                        block[k, r] = steps_by_rows[k0 + k, first + r]
     else:
         for k in range(steps):
             source = a[:, k0 + k]
