@@ -104,7 +104,8 @@ def test_small_float64_and_thin_products_stay_on_the_blas(monkeypatch):
 @pytest.mark.parametrize("steps, batch, inputs, hidden", [(7, 19, 130, 16), (5, 40, 20, 33)])
 def test_gradients_on_the_numba_gemm_match_the_reference(cell, gates, steps, batch, inputs, hidden, monkeypatch):
     """Every product of the driver on the Numba GEMM (forced, however small): the projection, the weight
-    and input gradients. Same float32 tolerance as tests/test_kernels.py."""
+    and input gradients (those in ``_numba.gradients``' parallel parts). Same float32 tolerance as
+    tests/test_kernels.py."""
     from fastrnn.kernels import cell_kernels
 
     monkeypatch.setattr(_gemm, "_choice", [True])
@@ -114,7 +115,9 @@ def test_gradients_on_the_numba_gemm_match_the_reference(cell, gates, steps, bat
     monkeypatch.setattr(_driver, "MIN_WEIGHT_BYTES_TO_PROJECT", 0)
     used = []
     real = _gemm._numba_matmul
-    monkeypatch.setattr(_gemm, "_numba_matmul", lambda a, b, out: used.append(1) or real(a, b, out))
+    monkeypatch.setattr(_gemm, "_numba_matmul", lambda a, b, out: used.append("projection") or real(a, b, out))
+    real_parts = _gemm.gradient_parts_kernel()
+    monkeypatch.setattr(_driver, "gradient_parts_kernel", lambda: used.append("gradients") or real_parts)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((steps, batch, inputs)).astype(np.float32)
     lengths = np.full(batch, steps, dtype=np.int64)
@@ -131,4 +134,36 @@ def test_gradients_on_the_numba_gemm_match_the_reference(cell, gates, steps, bat
     want = ref_backward(weights, ref[3], grad_out, None, None)
     for g, w in zip([got[0]] + list(got[3]), [want[0]] + list(want[3])):
         assert relative_error(g, w) <= 1e-4
-    assert used  # the products did run on the Numba GEMM
+    assert "gradients" in used  # the products did run on the Numba GEMM
+
+
+@pytest.mark.parametrize("tail", [False, True], ids=["lstm-like", "gru-n-gate-tail"])
+@pytest.mark.parametrize("split_steps", [True, False], ids=["parts-split-steps", "parts-split-gate-rows"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("need_grad_x", [True, False])
+def test_gradient_parts_on_openmp_match_the_python_threads(tail, split_steps, threads, need_grad_x, monkeypatch):
+    """The weight and input gradients computed by ``_numba.gradients`` (parts on the OpenMP threads) equal
+    those of the Python-thread parts on the BLAS, for either split, a GRU-like tail and 1-3 parts."""
+    from fastrnn.kernels import _split_gemm
+
+    T, B, I, H = 7, 5, 11, 16
+    G = (3 if tail else 4) * H
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((B, T, I)).astype(np.float32).transpose(1, 0, 2)     # time-major views, as passed
+    out = rng.standard_normal((B, T, H)).astype(np.float32).transpose(1, 0, 2)
+    h0 = rng.standard_normal((B, H)).astype(np.float32)
+    w_ih = rng.standard_normal((G, I)).astype(np.float32)
+    d_pre = rng.standard_normal((T, B, G + 5)).astype(np.float32)[:, :, :G]       # padded rows, as the kernels' are
+    d_tail = rng.standard_normal((T, B, H)).astype(np.float32) if tail else None
+    monkeypatch.setattr(_split_gemm, "MIN_FLOPS_TO_SPLIT", 0)
+    monkeypatch.setattr(_driver, "MIN_ROWS_PER_GATE_COLUMN_TO_SPLIT_STEPS", 0 if split_steps else 10 ** 9)
+    results = {}
+    for numba_gemm in (True, False):
+        monkeypatch.setattr(_gemm, "_choice", [numba_gemm])
+        assert (_gemm.gradient_parts_kernel() is not None) == numba_gemm
+        results[numba_gemm] = _driver.weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads, d_tail,
+                                                                 need_grad_x)
+    (got_x, got), (want_x, want) = results[True], results[False]
+    assert (got_x is None) == (want_x is None) == (not need_grad_x)
+    for g, w in zip(([got_x] if need_grad_x else []) + list(got), ([want_x] if need_grad_x else []) + list(want)):
+        assert g.shape == w.shape and relative_error(g, w) <= TOL

@@ -9,13 +9,14 @@ them into the ``{cell}_forward`` / ``{cell}_backward`` functions of the kernel c
 part of each step's product, except for wide inputs on a backend that takes them projected: then one
 GEMM here projects all steps first (:func:`projected_inputs`). After a backward loop the weight and input
 gradients are GEMMs here. These GEMMs run on Python threads with single-threaded BLAS, so no BLAS
-thread pool competes with the backend's threads (:mod:`._split_gemm`).
+thread pool competes with the backend's threads (:mod:`._split_gemm`), except for the gradients on the
+Numba GEMM: those run on the OpenMP threads themselves (:mod:`._numba.gradients`).
 """
 import contextlib
 
 import numpy as np
 
-from ._gemm import matmul
+from ._gemm import gradient_parts_kernel, matmul
 from ._split_gemm import parts_for, row_bounds, run_parts
 
 PANEL = 16  # columns per packed weight panel (the tile width of the kernels)
@@ -176,7 +177,8 @@ MIN_ROWS_PER_GATE_COLUMN_TO_SPLIT_STEPS = 10
 
 
 def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=None, need_grad_x=True):
-    """The GEMMs after a backward time loop, split over ``threads`` (see :mod:`._split_gemm`).
+    """The GEMMs after a backward time loop, split over ``threads``: on the OpenMP threads where float32
+    products run on the Numba GEMM (:mod:`._numba.gradients`), else on Python threads (:mod:`._split_gemm`).
 
     ``out`` (T, B, H) may be a view. ``d_pre`` (T, B, G*H) is the gradient at the gate
     pre-activations, which both projections share, except for GRU's n gate, where ``r`` scales only
@@ -191,7 +193,11 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
     split = G if d_pre_x_tail is None else G - H  # columns of d_pre that the input side shares
     tail2 = None if d_pre_x_tail is None else d_pre_x_tail.reshape(T * B, H)
     grad_x = np.empty((T * B, I), dtype=x.dtype) if need_grad_x else None
-    parts = parts_for(2.0 * T * B * G * ((2 if need_grad_x else 1) * I + H), threads)
+    kernel = gradient_parts_kernel() if x.dtype == np.float32 else None
+    # On the OpenMP threads, still spinning after the backward loop, a part is handed over in a few us: even
+    # a 1 MFLOP product paid for the split there (28.6 -> 24.6 us; B=1 H=128 LSTM 154 -> 95 us, Zen 5).
+    parts = threads if kernel is not None else parts_for(2.0 * T * B * G * ((2 if need_grad_x else 1) * I + H),
+                                                         threads)
     by_steps = parts > 1 and T >= parts and T * B >= MIN_ROWS_PER_GATE_COLUMN_TO_SPLIT_STEPS * G
     # [gw_ih | gb_ih | gw_hh] per gate row (gb_hh apart: GRU's n gate has a bias of each side); one per
     # part when the parts split the steps
@@ -237,7 +243,19 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
             if grad_x is not None:
                 input_gradient(slice(*pair_rows[k]))
 
-    run_parts(part, parts)
+    if kernel is not None:  # the parts on the OpenMP threads (see _numba.gradients)
+        if by_steps:
+            steps, gate_rows = np.array(step_bounds), np.array([(0, G)] * parts)
+            shared_operands = np.empty((0, I + 1 + H), dtype=x.dtype)
+        else:
+            steps, gate_rows = np.array([(0, T)] * parts), np.array(gate_rows)
+            shared_operands = operands
+        input_rows = steps * B if by_steps else np.array(pair_rows)
+        kernel(d2, np.empty((0, 0), x.dtype) if tail2 is None else tail2, x, out, h0, shared_operands,
+               steps.astype(np.intp), gate_rows.astype(np.intp), input_rows.astype(np.intp), split, merged, gb_hh,
+               w_ih, np.empty((0, I), x.dtype) if grad_x is None else grad_x)
+    else:
+        run_parts(part, parts)
     if by_steps:
         merged, gb_hh = merged.sum(axis=0), gb_hh.sum(axis=0)
     else:

@@ -30,7 +30,7 @@ MIN_COLUMNS = 25
 MIN_FLOPS = 1.5e6
 
 _choice = []  # [bool] once decided: whether float32 products use the Numba GEMM
-_gemm_module = []  # [module] once imported
+_gemm_module = []  # [gemm module, gradients module] once imported
 _compile_lock = threading.Lock()
 
 
@@ -77,7 +77,8 @@ def describe():
 def _numba_gemm():
     """The module :mod:`._numba.gemm`, imported (its one signature per function compiled, or loaded from
     Numba's cache) with LLVM's SLP vectoriser on: the register tile becomes packed FMAs only with it
-    (see ``_numba.__init__``). The products run on several Python threads, so under a lock."""
+    (see ``_numba.__init__``), and so does :mod:`._numba.gradients`, which calls it and is imported with
+    it. The products run on several Python threads, so under a lock."""
     if not _gemm_module:
         with _compile_lock:
             if not _gemm_module:
@@ -86,29 +87,25 @@ def _numba_gemm():
                 previous = numba.config.SLP_VECTORIZE
                 numba.config.SLP_VECTORIZE = 1
                 try:
-                    from ._numba import gemm
+                    from ._numba import gemm, gradients
                 finally:
                     numba.config.SLP_VECTORIZE = previous
-                _gemm_module.append(gemm)
+                _gemm_module.extend((gemm, gradients))
     return _gemm_module[0]
 
 
-def _numba_matmul(a, b, out):
-    from ._numba._tiles import PANEL
+def gradient_parts_kernel():
+    """:func:`._numba.gradients.gradient_parts` where float32 products run on the Numba GEMM, else None."""
+    if not uses_numba_gemm():
+        return None
+    _numba_gemm()
+    return _gemm_module[1].gradient_parts
 
-    gemm = _numba_gemm()
-    (M, K), N = a.shape, b.shape[1]
-    panels = -(-N // PANEL)
-    kb = gemm.k_block_for(K, panels)
-    packed = np.empty((-(-K // kb), panels, kb, PANEL), dtype=np.float32)
-    gemm.pack_columns(b, packed)
-    target = out if out is not None and out.flags.c_contiguous else np.empty((M, N), dtype=np.float32)
-    gemm.multiply_packed(a, packed, target)
-    if out is None:
-        return target
-    if target is not out:
-        out[...] = target
-    return out
+
+def _numba_matmul(a, b, out):
+    target = np.empty((a.shape[0], b.shape[1]), dtype=np.float32) if out is None else out
+    _numba_gemm().multiply(a, b, target)
+    return target
 
 
 def matmul(a, b, out=None):

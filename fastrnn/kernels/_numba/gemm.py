@@ -34,6 +34,7 @@ SHORT_K = 512
 MIN_K_BLOCK, MAX_K_BLOCK = 64, 512
 
 
+@njit("intp(intp, intp)", **JIT_OPTIONS)
 def k_block_for(K, panels):
     """Steps of k per block for a product of depth K with ``panels`` packed panels (see above)."""
     panel_step_bytes = panels * PANEL * 4
@@ -122,11 +123,11 @@ def pack_row_blocks(a, k0, columns):
                     target[r] = source[first + r]
 
 
-@njit("void(float32[:, :], float32[:, :, :, ::1], float32[:, ::1])", **JIT_OPTIONS)
+@njit("void(float32[:, :], float32[:, :, :, ::1], float32[:, :])", **JIT_OPTIONS)
 def multiply_packed(a, packed, out):
     """``out = a @ B`` with B packed by :func:`pack_columns`.
 
-    a (M, K) of any strides; packed (KB, P, kb, 16); out (M, N) C-contiguous with N <= 16 P. For each
+    a (M, K) of any strides; packed (KB, P, kb, 16); out (M, N) of any strides, N <= 16 P. For each
     block of kb steps, the rows of ``a`` are packed 16 at a time (:func:`pack_row_blocks`) and each
     block is multiplied by the step block's panels in one column tile; the tiles add into a (M padded
     to 16, 16 P) sum, whose first N columns ``out`` receives.
@@ -143,3 +144,15 @@ def multiply_packed(a, packed, out):
             add_group_columns_times_panels(total[g * GROUP:(g + 1) * GROUP], columns[g], packed[j])
     for r in range(M):
         out[r] = total[r, :N]
+
+
+@njit("void(float32[:, :], float32[:, :], float32[:, :])", **JIT_OPTIONS)
+def multiply(a, b, out):
+    """``out = a @ b`` for a (M, K), b (K, N) and out (M, N) of any strides: ``b`` packed
+    (:func:`pack_columns`, steps in blocks of :func:`k_block_for`), then :func:`multiply_packed`."""
+    K, N = b.shape
+    panels = -(-N // PANEL)
+    kb = k_block_for(K, panels)
+    packed = np.empty((-(-K // kb), panels, kb, PANEL), dtype=b.dtype)
+    pack_columns(b, packed)
+    multiply_packed(a, packed, out)
