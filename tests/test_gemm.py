@@ -167,3 +167,37 @@ def test_gradient_parts_on_openmp_match_the_python_threads(tail, split_steps, th
     assert (got_x is None) == (want_x is None) == (not need_grad_x)
     for g, w in zip(([got_x] if need_grad_x else []) + list(got), ([want_x] if need_grad_x else []) + list(want)):
         assert g.shape == w.shape and relative_error(g, w) <= TOL
+
+
+def _gradients_in_child(arguments):
+    weights, x, grad_out = arguments
+    from fastrnn.kernels import cell_kernels
+
+    forward, backward = cell_kernels("lstm", "numba")  # the Cython kernels on one thread where OpenMP started
+    h0 = np.zeros((x.shape[1], weights[1].shape[1]), dtype=np.float32)
+    cache = forward(x, np.full(x.shape[1], x.shape[0]), weights, h0, h0)[3]
+    return backward(weights, cache, grad_out, None, None)[3]
+
+
+def test_gradients_in_a_child_forked_after_openmp_started(monkeypatch):
+    """A training step in a child forked after the parent's OpenMP threads ran the gradient parts
+    (``_numba.gradients``, which cannot run there) takes the Python-thread parts: it finishes, with the
+    parent's gradients to float32 rounding."""
+    import multiprocessing
+
+    import fastrnn.kernels as kernels
+
+    monkeypatch.setattr(_gemm, "_choice", [True])
+    rng = np.random.default_rng(3)
+    T, B, I, H = 6, 4, 5, 16
+    weights = tuple((0.3 * rng.standard_normal(shape)).astype(np.float32)
+                    for shape in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,)))
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    grad_out = rng.standard_normal((T, B, H)).astype(np.float32)
+    in_parent = _gradients_in_child((weights, x, grad_out))  # OpenMP threads start here (2 parts)
+    if not kernels._loaded["numba"].openmp_threads_started():
+        pytest.skip("Numba's threading layer here is not OpenMP: a fork is safe anyway")
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        in_child = pool.map_async(_gradients_in_child, [(weights, x, grad_out)]).get(timeout=120)[0]
+    for got, want in zip(in_child, in_parent):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

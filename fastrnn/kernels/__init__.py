@@ -145,6 +145,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def numba_parallel_usable():
+    """Whether Numba's parallel (OpenMP) kernels can run in this process: not in a child forked after
+    OpenMP threads started (see above)."""
+    return not _forked_after_openmp
+
+
 def _usable_after_fork(name):
     """``name``, or the backend that replaces it in a child forked after Numba's OpenMP threads started."""
     global _warned_fork

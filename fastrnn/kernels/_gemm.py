@@ -95,8 +95,11 @@ def _numba_gemm():
 
 
 def gradient_parts_kernel():
-    """:func:`._numba.gradients.gradient_parts` where float32 products run on the Numba GEMM, else None."""
-    if not uses_numba_gemm():
+    """:func:`._numba.gradients.gradient_parts` where float32 products run on the Numba GEMM, else None (also
+    in a child forked after OpenMP threads started, where a parallel kernel cannot run)."""
+    from . import numba_parallel_usable  # the package imports this module: imported at call time
+
+    if not uses_numba_gemm() or not numba_parallel_usable():
         return None
     _numba_gemm()
     return _gemm_module[1].gradient_parts
