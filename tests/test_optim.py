@@ -70,3 +70,29 @@ def test_compiled_adam_skips_arrays_it_cannot_update_in_place():
         adam.update_params(strided, step_grads)
     expected, _ = _run(params, grads, learning_rate=0.01)
     np.testing.assert_allclose(base.T, expected["weight"], **TOLERANCES[np.float64])
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("parts", [2, 3])
+def test_adam_split_over_threads_equals_the_serial_update(dtype, parts):
+    """The same per-value arithmetic: blocks of a parameter updated on several threads (``parts`` blocks of
+    an odd length) give the serial pass's values (a value may fall in a vector loop's scalar remainder in
+    one and not the other: TOLERANCES); so does ``adam_update_split``, which splits from its threshold."""
+    from fastrnn.kernels._numba import optim as compiled
+
+    rng = np.random.default_rng(4)
+    n = compiled.MIN_VALUES_TO_SPLIT + 7
+    param, grad, m = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    v = rng.random(n).astype(dtype)
+    scalars = tuple(dtype(s) for s in (0.9, 0.999, 1e-8, 1e-3))
+    serial = [a.copy() for a in (param, grad, m, v)]
+    compiled.adam_update(*serial, *scalars)
+    split = [a.copy() for a in (param, grad, m, v)]
+    compiled.adam_update_parts(*split, *scalars, parts)
+    for got, want in zip(split, serial):
+        np.testing.assert_allclose(got, want, **TOLERANCES[dtype])
+    through_dispatch = [a.copy() for a in (param, grad, m, v)]
+    compiled.adam_update_split(*through_dispatch, *scalars)
+    for got, want in zip(through_dispatch, serial):
+        np.testing.assert_allclose(got, want, **TOLERANCES[dtype])

@@ -170,11 +170,14 @@ def _usable_after_fork(name):
 
 
 def compiled_adam_update():
-    """The Numba backend's one-pass Adam update (:func:`fastrnn.kernels._numba.optim.adam_update`), or
-    None where Numba does not import (the optimiser then uses NumPy). It is not a parallel kernel, so
-    it is safe in processes forked after OpenMP started."""
+    """The Numba backend's one-pass Adam update, or None where Numba does not import (the optimiser then
+    uses NumPy): split over the threads for large parameters
+    (:func:`fastrnn.kernels._numba.optim.adam_update_split`), except in a child forked after OpenMP threads
+    started, where the serial :func:`~fastrnn.kernels._numba.optim.adam_update` runs."""
     module = _load("numba")
-    return None if module is None else module.adam_update
+    if module is None:
+        return None
+    return module.adam_update_split if numba_parallel_usable() else module.adam_update
 
 
 def cell_kernels(cell, backend="auto"):

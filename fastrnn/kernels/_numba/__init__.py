@@ -13,7 +13,7 @@ from ._chunks import chunk_count
 from ._copy import pack_block, padded_row_length
 from .gru import gru_backward_recurrence, gru_forward_columns, gru_forward_recurrence
 from .lstm import lstm_backward_columns, lstm_backward_recurrence, lstm_forward_columns, lstm_forward_recurrence
-from .optim import adam_update
+from .optim import adam_update, adam_update_split
 from .rnn import rnn_backward_recurrence, rnn_forward_columns, rnn_forward_recurrence
 
 
@@ -89,4 +89,5 @@ def openmp_threads_started():
         return False
 
 
-__all__ = sorted(_kernels.export()) + ["adam_update", "get_num_threads", "openmp_threads_started", "set_num_threads"]
+__all__ = sorted(_kernels.export()) + ["adam_update", "adam_update_split", "get_num_threads", "openmp_threads_started",
+                                       "set_num_threads"]
