@@ -423,3 +423,32 @@ def test_packed_panels_hold_the_transposed_blocks_and_zero_padding(monkeypatch, 
     expected = np.zeros((-(-rows // 16) * 16, 62), dtype=np.float32)
     expected[:rows] = np.concatenate(blocks, axis=1)
     np.testing.assert_array_equal(packed, expected.reshape(-1, 16, 62).transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("rows", [32, 45])  # whole panels; a padded last panel
+@pytest.mark.parametrize("layouts", [("rows", "columns"), ("columns",), ("rows",), ("strided", "rows")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_panels_packed_on_the_openmp_threads_equal_the_blocks(monkeypatch, threads, rows, layouts, dtype):
+    """Exact: ``pack_panels`` through the Numba backend's parallel packer (``_copy.pack_panels_in_parts``)
+    for one or two blocks of rows (C-contiguous, 37 columns: two whole 16 x 16 blocks and 5 more),
+    of columns (a transposed view, 20) or neither (every other column of a wider array, 7)."""
+    pytest.importorskip("numba")
+    from fastrnn.kernels import _driver
+    from fastrnn.kernels._numba._copy import pack_panels_in_parts
+
+    monkeypatch.setattr(_driver, "np", _NaNEmptyNumPy())  # every element of the result must be written
+    monkeypatch.setattr(_driver, "MIN_BYTES_TO_SPLIT", 0)
+    rng = np.random.default_rng(0)
+    make = {"rows": lambda: rng.standard_normal((rows, 37)).astype(dtype),
+            "columns": lambda: rng.standard_normal((20, rows)).astype(dtype).T,
+            "strided": lambda: rng.standard_normal((rows, 14)).astype(dtype)[:, ::2]}
+    blocks = [make[layout]() for layout in layouts]
+    calls = []
+    packed = _driver.pack_panels(*blocks, threads=threads,
+                                 parallel_packer=lambda *args: calls.append(1) or pack_panels_in_parts(*args))
+    assert calls == [1]
+    K = sum(block.shape[1] for block in blocks)
+    expected = np.zeros((-(-rows // 16) * 16, K), dtype=dtype)
+    expected[:rows] = np.concatenate(blocks, axis=1)
+    np.testing.assert_array_equal(packed, expected.reshape(-1, 16, K).transpose(0, 2, 1))

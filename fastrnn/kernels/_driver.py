@@ -42,7 +42,7 @@ MIN_INPUT_TO_PROJECT = 128
 MIN_WEIGHT_BYTES_TO_PROJECT = 32 << 20
 
 
-def pack_panels(*blocks, threads=1, contiguous_packer=None):
+def pack_panels(*blocks, threads=1, contiguous_packer=None, parallel_packer=None):
     """Stack weight blocks side by side and pack their transpose into 16-column panels.
 
     Each block is (N, K_i) as stored (rows are gate units); the packed result is (ceil(N / 16), sum K_i,
@@ -51,13 +51,19 @@ def pack_panels(*blocks, threads=1, contiguous_packer=None):
     ``contiguous_packer(block, packed, offset)`` (a backend's, see ``FusedKernels(pack_block=...)``) for
     C-contiguous blocks where given, else by the Cython loop where it is built, else by NumPy. With a
     compiled packer and at least :data:`MIN_BYTES_TO_SPLIT` of weights, ``threads`` threads pack a range
-    of panels each (the large shape's 8 MB on the Cython loop: 0.85-1.2 ms on one thread, 0.55-0.7 on two).
+    of panels each (the large shape's 8 MB on the Cython loop: 0.85-1.2 ms on one thread, 0.55-0.7 on two):
+    on the OpenMP threads by ``parallel_packer(first, second, packed, parts)`` where given (one or two
+    blocks of any strides; see ``_numba._copy.pack_panels_in_parts``), else on Python threads.
     """
     N = blocks[0].shape[0]
     panels = -(-N // PANEL)
     packed = np.empty((panels, sum(b.shape[1] for b in blocks), PANEL), dtype=blocks[0].dtype)
     if N % PANEL:
         packed[-1] = 0  # the padding columns; every other element is written below (zeroing all cost ~0.3 ms at 8 MB)
+    if (parallel_packer is not None and len(blocks) <= 2 and threads > 1 and packed.nbytes >= MIN_BYTES_TO_SPLIT
+            and all(block.dtype == packed.dtype for block in blocks)):
+        parallel_packer(blocks[0], blocks[-1] if len(blocks) == 2 else blocks[0][:, :0], packed, threads)
+        return packed
     compiled = _compiled_packing()
     packers = [contiguous_packer if contiguous_packer is not None and block.flags.c_contiguous else compiled
                for block in blocks]
@@ -312,7 +318,8 @@ class FusedKernels:
 
     def __init__(self, *, lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward, rnn_backward,
                  chunk_count, num_threads, one_thread=contextlib.nullcontext, column_forwards=None,
-                 column_backwards=None, projects_inputs=False, gate_row_length=None, pack_block=None):
+                 column_backwards=None, projects_inputs=False, gate_row_length=None, pack_block=None,
+                 parallel_pack=None):
         self._lstm = (lstm_forward, lstm_backward)
         self._gru = (gru_forward, gru_backward)
         self._rnn = (rnn_forward, rnn_backward)
@@ -335,9 +342,13 @@ class FusedKernels:
         self._gate_row_length = gate_row_length
         # Optional ``(block, packed, offset)`` packing loop for C-contiguous weight blocks (see pack_panels)
         self._pack_block = pack_block
+        # Optional ``(first, second, packed, parts)`` packing of one or two blocks split over the backend's
+        # threads (see pack_panels)
+        self._parallel_pack = parallel_pack
 
     def _pack_panels(self, *blocks, threads=1):
-        return pack_panels(*blocks, threads=threads, contiguous_packer=self._pack_block)
+        return pack_panels(*blocks, threads=threads, contiguous_packer=self._pack_block,
+                           parallel_packer=self._parallel_pack)
 
     def _column_parts(self, cell, B, H, column_kernels=None):
         """Threads to split each step's hidden units over, or 0 to split the batch instead (or when

@@ -10,7 +10,7 @@ import numba  # an ImportError here makes the registry fall back to another back
 from .._driver import FusedKernels
 from . import _vector_width  # noqa: F401 (before the kernels: it sets Numba's CPU features before any @njit)
 from ._chunks import chunk_count
-from ._copy import pack_block, padded_row_length
+from ._copy import pack_block, pack_panels_in_parts, padded_row_length
 from .gru import gru_backward_recurrence, gru_forward_columns, gru_forward_recurrence
 from .lstm import lstm_backward_columns, lstm_backward_recurrence, lstm_forward_columns, lstm_forward_recurrence
 from .optim import adam_update, adam_update_split
@@ -61,7 +61,7 @@ _kernels = FusedKernels(
     column_forwards={cell: _compiled_with_slp(kernel) for cell, kernel in (
         ("lstm", lstm_forward_columns), ("gru", gru_forward_columns), ("rnn", rnn_forward_columns))},
     column_backwards={"lstm": _compiled_with_slp(lstm_backward_columns)}, gate_row_length=padded_row_length,
-    pack_block=pack_block)
+    pack_block=pack_block, parallel_pack=pack_panels_in_parts)
 globals().update(_kernels.export())
 
 
