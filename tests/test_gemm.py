@@ -116,8 +116,8 @@ def test_gradients_on_the_numba_gemm_match_the_reference(cell, gates, steps, bat
     used = []
     real = _gemm._numba_matmul
     monkeypatch.setattr(_gemm, "_numba_matmul", lambda a, b, out: used.append("projection") or real(a, b, out))
-    real_parts = _gemm.gradient_parts_kernel()
-    monkeypatch.setattr(_driver, "gradient_parts_kernel", lambda: used.append("gradients") or real_parts)
+    real_gradients = _gemm.numba_gradients()
+    monkeypatch.setattr(_driver, "numba_gradients", lambda: used.append("gradients") or real_gradients)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((steps, batch, inputs)).astype(np.float32)
     lengths = np.full(batch, steps, dtype=np.int64)
@@ -160,7 +160,7 @@ def test_gradient_parts_on_openmp_match_the_python_threads(tail, split_steps, th
     results = {}
     for numba_gemm in (True, False):
         monkeypatch.setattr(_gemm, "_choice", [numba_gemm])
-        assert (_gemm.gradient_parts_kernel() is not None) == numba_gemm
+        assert (_gemm.numba_gradients() is not None) == numba_gemm
         results[numba_gemm] = _driver.weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads, d_tail,
                                                                  need_grad_x)
     (got_x, got), (want_x, want) = results[True], results[False]

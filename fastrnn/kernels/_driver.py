@@ -16,7 +16,7 @@ import contextlib
 
 import numpy as np
 
-from ._gemm import gradient_parts_kernel, matmul
+from ._gemm import matmul, numba_gradients
 from ._split_gemm import parts_for, row_bounds, run_parts
 
 PANEL = 16  # columns per packed weight panel (the tile width of the kernels)
@@ -199,11 +199,11 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
     split = G if d_pre_x_tail is None else G - H  # columns of d_pre that the input side shares
     tail2 = None if d_pre_x_tail is None else d_pre_x_tail.reshape(T * B, H)
     grad_x = np.empty((T * B, I), dtype=x.dtype) if need_grad_x else None
-    kernel = gradient_parts_kernel() if x.dtype == np.float32 else None
+    compiled = numba_gradients() if x.dtype == np.float32 else None
     # On the OpenMP threads, still spinning after the backward loop, a part is handed over in a few us: even
     # a 1 MFLOP product paid for the split there (28.6 -> 24.6 us; B=1 H=128 LSTM 154 -> 95 us, Zen 5).
-    parts = threads if kernel is not None else parts_for(2.0 * T * B * G * ((2 if need_grad_x else 1) * I + H),
-                                                         threads)
+    parts = threads if compiled is not None else parts_for(
+        2.0 * T * B * G * ((2 if need_grad_x else 1) * I + H), threads)
     by_steps = parts > 1 and T >= parts and T * B >= MIN_ROWS_PER_GATE_COLUMN_TO_SPLIT_STEPS * G
     # [gw_ih | gb_ih | gw_hh] per gate row (gb_hh apart: GRU's n gate has a bias of each side); one per
     # part when the parts split the steps
@@ -241,25 +241,29 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
             if grad_x is not None:
                 input_gradient(rows)
     else:
-        operands = _gradient_operands(x, out, h0)
         gate_rows, pair_rows = row_bounds(G, parts), row_bounds(T * B, parts)
+        operands = _gradient_operands(x, out, h0) if compiled is None else None
 
         def part(k):  # one block of gate rows, and one of (step, row) pairs for the input gradient
             gate_rows_product(merged[0], gb_hh[0], slice(*gate_rows[k]), operands, slice(None))
             if grad_x is not None:
                 input_gradient(slice(*pair_rows[k]))
 
-    if kernel is not None:  # the parts on the OpenMP threads (see _numba.gradients)
+    if compiled is not None:  # the parts on the OpenMP threads (see _numba.gradients)
+        x_rows, out_rows = _batch_first(x), _batch_first(out)  # no copies for the layers' views
+        h0 = np.ascontiguousarray(h0)
         if by_steps:
             steps, gate_rows = np.array(step_bounds), np.array([(0, G)] * parts)
             shared_operands = np.empty((0, I + 1 + H), dtype=x.dtype)
         else:
             steps, gate_rows = np.array([(0, T)] * parts), np.array(gate_rows)
-            shared_operands = operands
+            shared_operands = np.empty((T * B, I + 1 + H), dtype=x.dtype)
+            compiled.fill_gradient_operands_in_parts(x_rows, out_rows, h0, shared_operands, parts)
         input_rows = steps * B if by_steps else np.array(pair_rows)
-        kernel(d2, np.empty((0, 0), x.dtype) if tail2 is None else tail2, x, out, h0, shared_operands,
-               steps.astype(np.intp), gate_rows.astype(np.intp), input_rows.astype(np.intp), split, merged, gb_hh,
-               w_ih, np.empty((0, I), x.dtype) if grad_x is None else grad_x)
+        compiled.gradient_parts(d2, np.empty((0, 0), x.dtype) if tail2 is None else tail2, x_rows, out_rows, h0,
+                                shared_operands, steps.astype(np.intp), gate_rows.astype(np.intp),
+                                input_rows.astype(np.intp), split, merged, gb_hh, w_ih,
+                                np.empty((0, I), x.dtype) if grad_x is None else grad_x)
     else:
         run_parts(part, parts)
     if by_steps:

@@ -94,15 +94,15 @@ def _numba_gemm():
     return _gemm_module[0]
 
 
-def gradient_parts_kernel():
-    """:func:`._numba.gradients.gradient_parts` where float32 products run on the Numba GEMM, else None (also
-    in a child forked after OpenMP threads started, where a parallel kernel cannot run)."""
+def numba_gradients():
+    """The module :mod:`._numba.gradients` where float32 products run on the Numba GEMM, else None (also in
+    a child forked after OpenMP threads started, where its parallel kernels cannot run)."""
     from . import numba_parallel_usable  # the package imports this module: imported at call time
 
     if not uses_numba_gemm() or not numba_parallel_usable():
         return None
     _numba_gemm()
-    return _gemm_module[1].gradient_parts
+    return _gemm_module[1]
 
 
 def _numba_matmul(a, b, out):
