@@ -210,6 +210,48 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
     merged = np.empty((parts if by_steps else 1, G, I + 1 + H), dtype=x.dtype)
     gb_hh = np.empty((parts if by_steps else 1, G), dtype=x.dtype)
 
+    if compiled is not None:
+        _parts_on_openmp(compiled, d2, tail2, x, out, h0, w_ih, split, by_steps, parts, merged, gb_hh, grad_x)
+    else:
+        _parts_on_python_threads(d2, tail2, x, out, h0, w_ih, split, by_steps, parts, merged, gb_hh, grad_x)
+    if by_steps:
+        merged, gb_hh = merged.sum(axis=0), gb_hh.sum(axis=0)
+    else:
+        merged, gb_hh = merged[0], gb_hh[0]
+    gw_ih, gb_ih, gw_hh = (np.ascontiguousarray(merged[:, :I]), merged[:, I].copy(),
+                           np.ascontiguousarray(merged[:, I + 1:]))
+    return (None if grad_x is None else grad_x.reshape(T, B, I)), (gw_ih, gw_hh, gb_ih, gb_hh)
+
+
+def _parts_on_openmp(compiled, d2, tail2, x, out, h0, w_ih, split, by_steps, parts, merged, gb_hh, grad_x):
+    """:func:`weight_and_input_gradients`' parts on the OpenMP threads: ``compiled`` is
+    :mod:`._numba.gradients`, whose ``gradient_parts`` takes the blocks of each part as ``(start, stop)``
+    rows (the same blocks as :func:`_parts_on_python_threads`)."""
+    T, B, I = x.shape
+    H, G = out.shape[2], d2.shape[1]
+    x_rows, out_rows = _batch_first(x), _batch_first(out)  # no copies for the layers' views
+    h0 = np.ascontiguousarray(h0)
+    if by_steps:  # each part: its own steps, all gate rows
+        steps, gate_rows = np.array(row_bounds(T, parts)), np.array([(0, G)] * parts)
+        input_rows = steps * B
+        shared_operands = np.empty((0, I + 1 + H), dtype=x.dtype)  # each part builds its own steps'
+    else:  # each part: all steps, its own gate rows and (step, row) pairs
+        steps, gate_rows = np.array([(0, T)] * parts), np.array(row_bounds(G, parts))
+        input_rows = np.array(row_bounds(T * B, parts))
+        shared_operands = np.empty((T * B, I + 1 + H), dtype=x.dtype)
+        compiled.fill_gradient_operands_in_parts(x_rows, out_rows, h0, shared_operands, parts)
+    compiled.gradient_parts(d2, np.empty((0, 0), x.dtype) if tail2 is None else tail2, x_rows, out_rows, h0,
+                            shared_operands, steps.astype(np.intp), gate_rows.astype(np.intp),
+                            input_rows.astype(np.intp), split, merged, gb_hh, w_ih,
+                            np.empty((0, I), x.dtype) if grad_x is None else grad_x)
+
+
+def _parts_on_python_threads(d2, tail2, x, out, h0, w_ih, split, by_steps, parts, merged, gb_hh, grad_x):
+    """:func:`weight_and_input_gradients`' parts on Python threads (:func:`run_parts`), the products on
+    :func:`matmul` (the BLAS, or the Numba GEMM one product at a time)."""
+    T, B, I = x.shape
+    G = d2.shape[1]
+
     def gate_rows_product(out_merged, out_gb_hh, rows, ops, d_rows):
         """The weight and bias gradients of gate rows ``rows`` from the (step, row) pairs ``d_rows``, whose
         operands are ``ops``."""
@@ -241,38 +283,15 @@ def weight_and_input_gradients(x, out, h0, w_ih, d_pre, threads=1, d_pre_x_tail=
             if grad_x is not None:
                 input_gradient(rows)
     else:
+        operands = _gradient_operands(x, out, h0)
         gate_rows, pair_rows = row_bounds(G, parts), row_bounds(T * B, parts)
-        operands = _gradient_operands(x, out, h0) if compiled is None else None
 
         def part(k):  # one block of gate rows, and one of (step, row) pairs for the input gradient
             gate_rows_product(merged[0], gb_hh[0], slice(*gate_rows[k]), operands, slice(None))
             if grad_x is not None:
                 input_gradient(slice(*pair_rows[k]))
 
-    if compiled is not None:  # the parts on the OpenMP threads (see _numba.gradients)
-        x_rows, out_rows = _batch_first(x), _batch_first(out)  # no copies for the layers' views
-        h0 = np.ascontiguousarray(h0)
-        if by_steps:
-            steps, gate_rows = np.array(step_bounds), np.array([(0, G)] * parts)
-            shared_operands = np.empty((0, I + 1 + H), dtype=x.dtype)
-        else:
-            steps, gate_rows = np.array([(0, T)] * parts), np.array(gate_rows)
-            shared_operands = np.empty((T * B, I + 1 + H), dtype=x.dtype)
-            compiled.fill_gradient_operands_in_parts(x_rows, out_rows, h0, shared_operands, parts)
-        input_rows = steps * B if by_steps else np.array(pair_rows)
-        compiled.gradient_parts(d2, np.empty((0, 0), x.dtype) if tail2 is None else tail2, x_rows, out_rows, h0,
-                                shared_operands, steps.astype(np.intp), gate_rows.astype(np.intp),
-                                input_rows.astype(np.intp), split, merged, gb_hh, w_ih,
-                                np.empty((0, I), x.dtype) if grad_x is None else grad_x)
-    else:
-        run_parts(part, parts)
-    if by_steps:
-        merged, gb_hh = merged.sum(axis=0), gb_hh.sum(axis=0)
-    else:
-        merged, gb_hh = merged[0], gb_hh[0]
-    gw_ih, gb_ih, gw_hh = (np.ascontiguousarray(merged[:, :I]), merged[:, I].copy(),
-                           np.ascontiguousarray(merged[:, I + 1:]))
-    return (None if grad_x is None else grad_x.reshape(T, B, I)), (gw_ih, gw_hh, gb_ih, gb_hh)
+    run_parts(part, parts)
 
 
 def projection_pays(w_ih, w_hh):
