@@ -201,3 +201,30 @@ def test_gradients_in_a_child_forked_after_openmp_started(monkeypatch):
         in_child = pool.map_async(_gradients_in_child, [(weights, x, grad_out)]).get(timeout=120)[0]
     for got, want in zip(in_child, in_parent):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_with_read_only_weights_on_the_numba_gemm(monkeypatch):
+    """A backward pass whose weights are read-only (a memory-mapped model's, asked for input gradients):
+    the Numba gradient kernel and GEMM take read-only operands (a writable type rejected them with a
+    TypeError), with the results of writable weights."""
+    from fastrnn.kernels import cell_kernels
+
+    monkeypatch.setattr(_gemm, "_choice", [True])
+    rng = np.random.default_rng(5)
+    T, B, I, H = 6, 4, 5, 16
+    weights = tuple((0.3 * rng.standard_normal(shape)).astype(np.float32)
+                    for shape in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,)))
+    frozen = tuple(w.copy() for w in weights)
+    for w in frozen:
+        w.flags.writeable = False
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    grad_out = rng.standard_normal((T, B, H)).astype(np.float32)
+    forward, backward = cell_kernels("lstm", "numba")
+    h0 = np.zeros((B, H), dtype=np.float32)
+    results = []
+    for w in (weights, frozen):
+        cache = forward(x, np.full(B, T), w, h0, h0)[3]
+        grad_x, _, _, grads = backward(w, cache, grad_out, None, None)
+        results.append([grad_x, *grads])
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)

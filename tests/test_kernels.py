@@ -452,3 +452,25 @@ def test_panels_packed_on_the_openmp_threads_equal_the_blocks(monkeypatch, threa
     expected = np.zeros((-(-rows // 16) * 16, K), dtype=dtype)
     expected[:rows] = np.concatenate(blocks, axis=1)
     np.testing.assert_array_equal(packed, expected.reshape(-1, 16, K).transpose(0, 2, 1))
+
+
+def test_read_only_weights_pack_on_the_openmp_threads(monkeypatch):
+    """Read-only weights (a memory-mapped model's) pack exactly through the Numba backend's parallel packer,
+    whose signatures type the blocks read-only (a writable type rejected them with a TypeError)."""
+    pytest.importorskip("numba")
+    from fastrnn.kernels import _driver
+    from fastrnn.kernels._numba._copy import pack_panels_in_parts
+
+    monkeypatch.setattr(_driver, "MIN_BYTES_TO_SPLIT", 0)
+    rng = np.random.default_rng(1)
+    w_ih, w_hh = rng.standard_normal((48, 37)).astype(np.float32), rng.standard_normal((48, 20)).astype(np.float32)
+    stored = rng.standard_normal((20, 48)).astype(np.float32)  # seen as its transpose, as the backward packs W_hh
+    for w in (w_ih, w_hh, stored):
+        w.flags.writeable = False
+    for blocks in ((w_ih, w_hh), (stored.T,)):
+        calls = []
+        packed = _driver.pack_panels(*blocks, threads=2,
+                                     parallel_packer=lambda *args: calls.append(1) or pack_panels_in_parts(*args))
+        assert calls == [1]
+        expected = np.concatenate(blocks, axis=1)
+        np.testing.assert_array_equal(packed, expected.reshape(-1, 16, expected.shape[1]).transpose(0, 2, 1))

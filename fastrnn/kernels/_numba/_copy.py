@@ -4,11 +4,11 @@ Slice assignment (``a[:, :I] = b``) is general broadcasting code that Numba type
 at every use; in the time-loop kernels that roughly doubled compile time. These compile once per
 signature and are shared.
 """
-from numba import njit, prange
+from numba import njit, prange, types
 
 from ._tiles import PANEL, SAME_L1_SET_BYTES
 from ._transpose import BLOCK, copy_row_block, transpose_block
-from .config import JIT_OPTIONS, PARALLEL_OPTIONS
+from .config import JIT_OPTIONS, PARALLEL_OPTIONS, read_only
 
 
 @njit(**JIT_OPTIONS)
@@ -122,8 +122,8 @@ def pack_strided_block(block, packed, offset):
                 packed[p, offset + k, c] = block[PANEL * p + c, k]
 
 
-@njit(["void(float32[:, :], float32[:, :], float32[:, :, ::1], intp)",
-       "void(float64[:, :], float64[:, :], float64[:, :, ::1], intp)"], **PARALLEL_OPTIONS)
+@njit([types.void(read_only(dtype, 2), read_only(dtype, 2), dtype[:, :, ::1], types.intp)
+       for dtype in (types.float32, types.float64)], **PARALLEL_OPTIONS)
 def pack_panels_in_parts(first, second, packed, parts):
     """``_driver.pack_panels`` of the blocks ``[first | second]`` (N, K1) and (N, K2), any strides (K2 may
     be 0), into ``packed`` (ceil(N / 16), K1 + K2, 16), a range of panels per part, on the OpenMP threads:

@@ -11,11 +11,11 @@ vectorisation on, at the first float32 product): operands of any strides take th
 layout, so no later shape or view compiles anything.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from ._tiles import GROUP, PANEL, add_group_columns_times_panels
 from ._transpose import BLOCK, copy_row_block, transpose_block
-from .config import JIT_OPTIONS
+from .config import JIT_OPTIONS, read_only
 
 
 # Steps of k per block. Where all of B's packed panels fit in L2, or K is short, one block: each row
@@ -46,7 +46,7 @@ def k_block_for(K, panels):
     return block
 
 
-@njit("void(float32[:, :], float32[:, :, :, ::1])", **JIT_OPTIONS)
+@njit(types.void(read_only(types.float32, 2), types.float32[:, :, :, ::1]), **JIT_OPTIONS)
 def pack_columns(b, packed):
     """``packed[j, p, k, c] = b[j * kb + k, 16 p + c]`` for b (K, N) of any strides, with zeros past
     column N and past step K.
@@ -76,7 +76,7 @@ def pack_columns(b, packed):
                     row[c] = 0
 
 
-@njit("void(float32[:, :], intp, float32[:, :, ::1])", **JIT_OPTIONS)
+@njit(types.void(read_only(types.float32, 2), types.intp, types.float32[:, :, ::1]), **JIT_OPTIONS)
 def pack_row_blocks(a, k0, columns):
     """``columns[g, k, r] = a[16 g + r, k0 + k]`` for a (M, K) of any strides; zeros past row M and step K.
 
@@ -123,7 +123,7 @@ def pack_row_blocks(a, k0, columns):
                     target[r] = source[first + r]
 
 
-@njit("void(float32[:, :], float32[:, :, :, ::1], float32[:, :])", **JIT_OPTIONS)
+@njit(types.void(read_only(types.float32, 2), types.float32[:, :, :, ::1], types.float32[:, :]), **JIT_OPTIONS)
 def multiply_packed(a, packed, out):
     """``out = a @ B`` with B packed by :func:`pack_columns`.
 
@@ -146,7 +146,7 @@ def multiply_packed(a, packed, out):
         out[r] = total[r, :N]
 
 
-@njit("void(float32[:, :], float32[:, :], float32[:, :])", **JIT_OPTIONS)
+@njit(types.void(read_only(types.float32, 2), read_only(types.float32, 2), types.float32[:, :]), **JIT_OPTIONS)
 def multiply(a, b, out):
     """``out = a @ b`` for a (M, K), b (K, N) and out (M, N) of any strides: ``b`` packed
     (:func:`pack_columns`, steps in blocks of :func:`k_block_for`), then :func:`multiply_packed`."""

@@ -15,13 +15,18 @@ Compile time: a function that calls the GEMM re-optimises the tile code it links
 ~8 s to compile on a cold cache (Numba's cache then loads it in ~0.02 s).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 
-from .config import JIT_OPTIONS, PARALLEL_OPTIONS
+from .config import JIT_OPTIONS, PARALLEL_OPTIONS, read_only
 from .gemm import multiply
 
+# The operands only read (read-only types: a memory-mapped model's weights match them too)
+_STATES = read_only(types.float32, 3, "C")  # x (B, T, I), out (B, T, H): batch-first
+_INITIAL = read_only(types.float32, 2, "C")  # h0 (B, H)
+_MATRIX = read_only(types.float32, 2)  # d2, tail2, w_ih
 
-@njit("void(float32[:, :, ::1], float32[:, :, ::1], float32[:, ::1], intp, intp, float32[:, ::1])", **JIT_OPTIONS)
+
+@njit(types.void(_STATES, _STATES, _INITIAL, types.intp, types.intp, types.float32[:, ::1]), **JIT_OPTIONS)
 def fill_gradient_operands(x, out, h0, first, stop, operands):
     """``operands[(t - first) * B + b] = [x[b, t] | 1 | h_{t-1}[b]]`` for steps ``first <= t < stop``, with
     ``h_{t-1} = out[b, t-1]`` and ``h_{-1} = h0[b]``. x (B, T, I), out (B, T, H): batch-first and
@@ -41,7 +46,7 @@ def fill_gradient_operands(x, out, h0, first, stop, operands):
                 states[j] = state[j]
 
 
-@njit("void(float32[:, :, ::1], float32[:, :, ::1], float32[:, ::1], float32[:, ::1], intp)", **PARALLEL_OPTIONS)
+@njit(types.void(_STATES, _STATES, _INITIAL, types.float32[:, ::1], types.intp), **PARALLEL_OPTIONS)
 def fill_gradient_operands_in_parts(x, out, h0, operands, parts):
     """:func:`fill_gradient_operands` of all steps, a block of steps per thread (for parts that split the
     gate rows and each read all the steps: in NumPy, on one thread, 1.9 ms of a medium LSTM's step)."""
@@ -51,10 +56,9 @@ def fill_gradient_operands_in_parts(x, out, h0, operands, parts):
         fill_gradient_operands(x, out, h0, first, stop, operands[first * B:stop * B])
 
 
-@njit("void(float32[:, :], float32[:, :], float32[:, :, ::1], float32[:, :, ::1], float32[:, ::1], float32[:, ::1], "
-      "intp[:, ::1], intp[:, ::1], intp[:, ::1], intp, float32[:, :, ::1], float32[:, ::1], float32[:, :], "
-      "float32[:, ::1])",
-      **PARALLEL_OPTIONS)
+@njit(types.void(_MATRIX, _MATRIX, _STATES, _STATES, _INITIAL, read_only(types.float32, 2, "C"),
+                 types.intp[:, ::1], types.intp[:, ::1], types.intp[:, ::1], types.intp, types.float32[:, :, ::1],
+                 types.float32[:, ::1], _MATRIX, types.float32[:, ::1]), **PARALLEL_OPTIONS)
 def gradient_parts(d2, tail2, x, out, h0, shared_operands, steps, gate_rows, input_rows, split, merged, gb_hh,
                    w_ih, grad_x):
     """Part k of ``len(steps)``, one per thread, computes (each range a ``(start, stop)`` row of its array):
@@ -79,8 +83,9 @@ def gradient_parts(d2, tail2, x, out, h0, shared_operands, steps, gate_rows, inp
         if shared_operands.shape[0]:
             operands = shared_operands[first * B:stop * B]
         else:
-            operands = np.empty(((stop - first) * B, I + 1 + H), dtype=d2.dtype)
-            fill_gradient_operands(x, out, h0, first, stop, operands)
+            own = np.empty(((stop - first) * B, I + 1 + H), dtype=d2.dtype)
+            fill_gradient_operands(x, out, h0, first, stop, own)
+            operands = own
         d_rows = d2[first * B:stop * B]
         a, b = gate_rows[k, 0], gate_rows[k, 1]
         if a < split:
