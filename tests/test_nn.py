@@ -192,6 +192,43 @@ def test_backward_without_input_gradient_gives_the_same_weight_gradients(backend
     np.testing.assert_array_equal(grad_h0_without, grad_h0)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bidirectional", (False, True), ids=("uni", "bi"))
+@pytest.mark.parametrize("cell", ("lstm", "gru", "rnn_tanh"))
+def test_backward_reads_grad_output_of_any_memory_layout(backend, cell, bidirectional):
+    """The kernels read the gradient at the outputs batch-first, straight from the caller's array; one
+    laid out otherwise in memory (time-major, or every other element) gives exactly the same gradients."""
+    rng = np.random.default_rng(11)
+    layer = make_layer(cell, 5, 16, np.float32, backend, num_layers=2, bidirectional=bidirectional, random_state=2)
+    x, lengths, h0, c0, grad_output, grad_h_n, grad_c_n = random_problem(rng, layer, 6, 9, ragged=True,
+                                                                        with_state=False)
+    grad_output = grad_output.astype(np.float32)
+    time_major_memory = np.ascontiguousarray(grad_output.transpose(1, 0, 2)).transpose(1, 0, 2)
+    strided = np.repeat(grad_output, 2, axis=2)[:, :, ::2]
+    results = []
+    for grad in (grad_output, time_major_memory, strided):
+        layer.forward(x, lengths)
+        grad_x = layer.backward(grad)
+        results.append((grad_x, {k: v.copy() for k, v in layer.grads.items()}))
+    for grad_x, grads in results[1:]:
+        np.testing.assert_array_equal(grad_x, results[0][0])
+        for name in grads:
+            np.testing.assert_array_equal(grads[name], results[0][1][name], err_msg=name)
+
+
+def test_reverse_within_lengths_reverses_each_row_into_batch_first_memory():
+    from fastrnn.nn.rnn import reverse_within_lengths
+
+    seq = np.arange(4 * 3 * 2, dtype=np.float32).reshape(4, 3, 2)  # (T, B, F)
+    lengths = np.array([4, 2, 1])
+    reversed_seq = reverse_within_lengths(seq, lengths)
+    for b, length in enumerate(lengths):
+        np.testing.assert_array_equal(reversed_seq[:length, b], seq[:length, b][::-1])
+        np.testing.assert_array_equal(reversed_seq[length:, b], seq[length:, b])  # padding untouched
+    assert reversed_seq.transpose(1, 0, 2).flags.c_contiguous  # what the compiled kernels read without a copy
+    np.testing.assert_array_equal(reverse_within_lengths(reversed_seq, lengths), seq)
+
+
 # ------------------------------------------------------------------ state dicts, dropout, modes
 def test_state_dict_round_trip_with_pytorch():
     layer = frnn.LSTM(4, 6, num_layers=2, bidirectional=True, dtype=np.float64, random_state=0)

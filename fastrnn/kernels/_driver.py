@@ -132,10 +132,10 @@ def _saved(shape, need_grad, dtype):
     return np.empty(shape if need_grad else (0,) * len(shape), dtype)
 
 
-def _batch_first(x):
-    """``x`` (T, B, I) as the (B, T, I) C-contiguous array the batch kernels read: no copy when ``x`` is
-    a time-major view of batch-first memory, as the layers pass it."""
-    return np.ascontiguousarray(x.transpose(1, 0, 2))
+def _batch_first(x, dtype=None):
+    """``x`` (T, B, F) as the (B, T, F) C-contiguous array the kernels read (inputs, gradients at the
+    outputs): no copy when ``x`` is a time-major view of batch-first memory, as the layers pass it."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
 
 
 def _stacked_inputs(x, h0):
@@ -437,7 +437,7 @@ class FusedKernels:
         w_ih, w_hh = weights[:2]
         x, out, h0 = cache["x"], cache["out"], cache["h0"]
         dh, dc = _zeros_or_copy(grad_h_n, h0), _zeros_or_copy(grad_c_n, h0)
-        grad_out = np.ascontiguousarray(grad_out, dtype=x.dtype)
+        grad_out = _batch_first(grad_out, x.dtype)
         saved = (cache["c0"], cache["gates"], cache["tanh_c"], cache["c_states"], dh, dc)
         threads = self._num_threads()
         parts = self._column_parts("lstm", x.shape[1], w_hh.shape[1], self._column_backwards)
@@ -494,7 +494,7 @@ class FusedKernels:
         threads = self._num_threads()
         chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
         with threads_context:
-            self._gru[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
+            self._gru[1](_batch_first(grad_out, x.dtype), cache["lengths"],
                          self._pack_panels(w_hh.T, threads=threads),
                          h0, out, cache["gates"], cache["hidden_n"], dh, dn_from_x, d_from_h_rows, chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_from_h,
@@ -539,7 +539,7 @@ class FusedKernels:
         threads = self._num_threads()
         chunks, threads_context = self._batch_chunks(x.shape[1], x.shape[0], w_hh.nbytes)
         with threads_context:
-            self._rnn[1](np.ascontiguousarray(grad_out, dtype=x.dtype), cache["lengths"],
+            self._rnn[1](_batch_first(grad_out, x.dtype), cache["lengths"],
                          self._pack_panels(w_hh.T, threads=threads), out, dh, d_pre, cache["relu"], chunks)
         grad_x, grads = weight_and_input_gradients(x, out.transpose(1, 0, 2), h0, w_ih, d_pre, threads,
                                                    need_grad_x=need_grad_x)

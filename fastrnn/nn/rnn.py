@@ -18,12 +18,13 @@ def reverse_within_lengths(seq, lengths):
     """Reverse each sequence of a time-major ``(T, B, F)`` array within its own length.
 
     Row ``b`` becomes ``seq[lengths[b]-1], ..., seq[0]`` followed by its untouched padding. The map is
-    its own inverse, which is how reverse directions run on forward-only kernels.
+    its own inverse, which is how reverse directions run on forward-only kernels. The result is a
+    time-major view of batch-first memory, which the compiled kernels read without a transposing copy.
     """
     T, B = seq.shape[:2]
-    steps = np.arange(T)[:, None]
-    source = np.where(steps < lengths[None, :], lengths[None, :] - 1 - steps, steps)
-    return np.ascontiguousarray(seq[source, np.arange(B)[None, :]])
+    steps = np.arange(T)[None, :]
+    source = np.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)  # (B, T)
+    return seq.transpose(1, 0, 2)[np.arange(B)[:, None], source].transpose(1, 0, 2)
 
 
 class _RecurrentStack:
@@ -240,13 +241,15 @@ class _RecurrentStack:
         grads = {}
         grad_h0 = np.zeros(state_shape, dtype=self.dtype)
         grad_c0 = np.zeros(state_shape, dtype=self.dtype) if self._has_cell_state else None
-        grad_seq = np.ascontiguousarray(grad_output.transpose(1, 0, 2))
+        # Time-major views of batch-first memory, as in the forward: the kernels read the caller's gradient
+        # without a transposing copy (lower layers' come time-major from the input-gradient product).
+        grad_seq = grad_output.transpose(1, 0, 2)
         for layer in reversed(range(L)):
             grad_inputs = None
             need_grad_x = need_input_grad or layer > 0  # the bottom layer's is the caller's to want
             for direction in range(D):
                 index = layer * D + direction
-                grad_out = np.ascontiguousarray(grad_seq[:, :, direction * H:(direction + 1) * H])
+                grad_out = grad_seq[:, :, direction * H:(direction + 1) * H]
                 if direction:
                     grad_out = reverse_within_lengths(grad_out, lengths)
                 weights = self._weights(layer, direction)

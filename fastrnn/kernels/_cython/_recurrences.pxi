@@ -388,7 +388,7 @@ cdef int lstm_backward_chunk(const floating* grad_out, const int64_t* lengths, c
                 if t >= lengths[b]:
                     continue
                 at = t * B + b
-                g, tc, go, dp = gates + at * G, tanh_c + at * H, grad_out + at * H, d_pre + at * G
+                g, tc, go, dp = gates + at * G, tanh_c + at * H, grad_out + (b * T + t) * H, d_pre + at * G
                 c_prev = c_states + (at - B) * H if t > 0 else c0 + b * H
                 dh_row, dc_row = dh + b * H, dc + b * H
                 for j in range(H):
@@ -417,7 +417,7 @@ def lstm_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[:
                              const floating[:, :, ::1] c_states, floating[:, ::1] dh, floating[:, ::1] dc,
                              floating[:, :, ::1] d_pre, int n_chunks):
     """Back-propagate through the LSTM time loop (see the Numba ``lstm_backward_recurrence``)."""
-    cdef Py_ssize_t T = grad_out.shape[0], B = grad_out.shape[1], H = grad_out.shape[2]
+    cdef Py_ssize_t B = grad_out.shape[0], T = grad_out.shape[1], H = grad_out.shape[2]
     cdef int chunk, failures = 0
     cdef unsigned int fp_state = 0
     with nogil:
@@ -538,7 +538,7 @@ cdef int gru_backward_chunk(const floating* grad_out, const int64_t* lengths, co
                 if t >= lengths[b]:
                     continue
                 at = t * B + b
-                g, hn, go = gates + at * G, hidden_n + at * H, grad_out + at * H
+                g, hn, go = gates + at * G, hidden_n + at * H, grad_out + (b * T + t) * H
                 h_prev = out + (b * T + t - 1) * H if t > 0 else h0 + b * H
                 dnx, dhh, dh_row = dn_from_x + at * H, d_from_h + at * G, dh + b * H
                 for j in range(H):
@@ -571,7 +571,7 @@ def gru_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::
                             floating[:, ::1] dh, floating[:, :, ::1] dn_from_x, floating[:, :, ::1] d_from_h,
                             int n_chunks):
     """Back-propagate through the GRU time loop (see the Numba ``gru_backward_recurrence``)."""
-    cdef Py_ssize_t T = grad_out.shape[0], B = grad_out.shape[1], H = grad_out.shape[2]
+    cdef Py_ssize_t B = grad_out.shape[0], T = grad_out.shape[1], H = grad_out.shape[2]
     cdef int chunk, failures = 0
     cdef unsigned int fp_state = 0
     with nogil:
@@ -670,7 +670,7 @@ cdef int rnn_backward_chunk(const floating* grad_out, const int64_t* lengths, co
                 if t >= lengths[b]:
                     continue
                 at = t * B + b
-                h_t, go, dp, dh_row = out + (b * T + t) * H, grad_out + at * H, d_pre + at * H, dh + b * H
+                h_t, go, dp, dh_row = out + (b * T + t) * H, grad_out + (b * T + t) * H, d_pre + at * H, dh + b * H
                 if relu:
                     for j in range(H):
                         dp[j] = (dh_row[j] + go[j]) if h_t[j] > zero else zero
@@ -692,7 +692,7 @@ def rnn_backward_recurrence(const floating[:, :, ::1] grad_out, const int64_t[::
                             const floating[:, :, ::1] packed_w_hh, const floating[:, :, ::1] out, floating[:, ::1] dh,
                             floating[:, :, ::1] d_pre, bint relu, int n_chunks):
     """Back-propagate through the RNN time loop (see the Numba ``rnn_backward_recurrence``)."""
-    cdef Py_ssize_t T = grad_out.shape[0], B = grad_out.shape[1], H = grad_out.shape[2]
+    cdef Py_ssize_t B = grad_out.shape[0], T = grad_out.shape[1], H = grad_out.shape[2]
     cdef int chunk, failures = 0
     cdef unsigned int fp_state = 0
     with nogil:

@@ -93,7 +93,7 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
                             n_chunks):
     """Back-propagate through the GRU time loop.
 
-    grad_out  (T, B, H)   gradient arriving at each output (ignored past a sequence's end)
+    grad_out  (B, T, H)   gradient arriving at each output, batch-first (ignored past a sequence's end)
     packed_w_hh (P, 3H, 16)  ``W_hh`` as stored, (3H, H), in 16-column panels
     h0 (B, H), out (B, T, H) batch-first, gates (T, B, 3H), hidden_n (T, B, H): saved by the forward pass
     dh        (B, H)      in: gradient at h_n; out: gradient at h0
@@ -103,7 +103,7 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
     n_chunks              parts of the parallel loop (threads); they claim blocks of rows
                           (``_sync.rows_per_block``), each run through the whole time loop
     """
-    T, B, H = grad_out.shape
+    B, T, H = grad_out.shape
     one = one_of(gates)
     block_rows = rows_per_block(B, n_chunks, GROUP)
     claimed = new_block_counter()
@@ -123,7 +123,7 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
                         b = first + r0 + r
                         if t >= lengths[b]:
                             continue
-                        g, hn, go, h_prev = gates[t, b], hidden_n[t, b], grad_out[t, b], (
+                        g, hn, go, h_prev = gates[t, b], hidden_n[t, b], grad_out[b, t], (
                             out[b, t - 1] if t > 0 else h0[b])
                         dnx, dhh, dh_row = dn_from_x[t, b], d_from_h_t[b], dh[b]
                         # One loop per output block: with stores to dhh at j, H + j and 2H + j in one loop (H

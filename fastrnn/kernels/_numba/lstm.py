@@ -130,7 +130,7 @@ def add_step_gradients(g, tc, go, c_prev, dp, dh_row, dc_row, u0, u1, H, one):
 def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, c_states, dh, dc, d_pre, n_chunks):
     """Back-propagate through the LSTM time loop.
 
-    grad_out  (T, B, H)   gradient arriving at each output (ignored past a sequence's end)
+    grad_out  (B, T, H)   gradient arriving at each output, batch-first (ignored past a sequence's end)
     packed_w_hh (P, 4H, 16)  ``W_hh`` as stored, (4H, H), in 16-column panels (``dh_{t-1} = d_pre_t @ W_hh``)
     c0        (B, H);  gates (T, B, 4H), tanh_c, c_states (T, B, H): saved by the forward pass
     dh, dc    (B, H)      in: gradient at h_n, c_n; out: gradient at h0, c0
@@ -138,7 +138,7 @@ def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, 
     n_chunks              parts of the parallel loop (threads); they claim blocks of rows
                           (``_sync.rows_per_block``), each run through the whole time loop
     """
-    T, B, H = grad_out.shape
+    B, T, H = grad_out.shape
     one = one_of(gates)
     block_rows = rows_per_block(B, n_chunks, GROUP)
     claimed = new_block_counter()
@@ -157,7 +157,7 @@ def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, 
                         b = first + r0 + r
                         if t >= lengths[b]:
                             continue
-                        g, tc, go, dp = gates[t, b], tanh_c[t, b], grad_out[t, b], d_pre_t[b]
+                        g, tc, go, dp = gates[t, b], tanh_c[t, b], grad_out[b, t], d_pre_t[b]
                         c_prev = c_states[t - 1, b] if t > 0 else c0[b]
                         dh_row, dc_row = dh[b], dc[b]
                         add_step_gradients(g, tc, go, c_prev, dp, dh_row, dc_row, 0, H, H, one)
@@ -253,7 +253,7 @@ def lstm_backward_columns(grad_out, lengths, w_hh, c0, gates, tanh_c, c_states, 
     ``d_pre_t`` (t = T - s), which every block's previous stage finished, then, if t > 0, its gate
     gradients at step t - 1, which need only its own units' ``dh`` and ``dc``.
     """
-    T, B, H = grad_out.shape
+    B, T, H = grad_out.shape
     G = 4 * H
     n_groups = H // PANEL
     n_blocks = (n_groups + 3) // 4
@@ -293,7 +293,7 @@ def lstm_backward_columns(grad_out, lengths, w_hh, c0, gates, tanh_c, c_states, 
                     s = t - 1
                     if s < 0 or s >= lengths[b]:
                         continue
-                    g, tc, go, dp = gates[s, b], tanh_c[s, b], grad_out[s, b], d_pre[s, b]
+                    g, tc, go, dp = gates[s, b], tanh_c[s, b], grad_out[b, s], d_pre[s, b]
                     c_prev = c_states[s - 1, b] if s > 0 else c0[b]
                     add_step_gradients(g, tc, go, c_prev, dp, dh_row, dc_row, u0, u1, H, one)
                 tally[0] += 1

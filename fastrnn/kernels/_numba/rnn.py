@@ -64,11 +64,11 @@ def rnn_forward_recurrence(x, lengths, packed_w, bias, h0, out, h_n, relu, n_chu
 def rnn_backward_recurrence(grad_out, lengths, packed_w_hh, out, dh, d_pre, relu, n_chunks):
     """Back-propagate through the RNN time loop.
 
-    grad_out (T, B, H); packed_w_hh (P, H, 16) ``W_hh`` as stored in 16-column panels; out (B, T, H)
+    grad_out (B, T, H) batch-first; packed_w_hh (P, H, 16) ``W_hh`` as stored in 16-column panels; out (B, T, H)
     saved outputs; dh (B, H) in: gradient at h_n, out: at h0; d_pre (T, B, H) zero-filled, receives
     the pre-activation gradients.
     """
-    T, B, H = grad_out.shape
+    B, T, H = grad_out.shape
     one = one_of(out)
     zero = one - one
     block_rows = rows_per_block(B, n_chunks, GROUP)
@@ -88,7 +88,7 @@ def rnn_backward_recurrence(grad_out, lengths, packed_w_hh, out, dh, d_pre, relu
                         b = first + r0 + r
                         if t >= lengths[b]:
                             continue
-                        h_t, go, dp, dh_row = out[b, t], grad_out[t, b], d_pre_t[b], dh[b]
+                        h_t, go, dp, dh_row = out[b, t], grad_out[b, t], d_pre_t[b], dh[b]
                         if relu:
                             for j in range(H):
                                 dp[j] = (dh_row[j] + go[j]) if h_t[j] > zero else zero
