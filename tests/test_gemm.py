@@ -137,16 +137,88 @@ def test_gradients_on_the_numba_gemm_match_the_reference(cell, gates, steps, bat
     assert "gradients" in used  # the products did run on the Numba GEMM
 
 
+def _operands(x, out, h0, first, stop):
+    """``[x_t | 1 | h_{t-1}]`` of steps ``first .. stop - 1``, one row per (step, batch row), in NumPy."""
+    B = x.shape[0]
+    states = np.concatenate([h0[:, None], out[:, :-1]], axis=1)  # h_{t-1}, batch-first
+    rows = np.concatenate([x, np.ones(x.shape[:2] + (1,), np.float32), states], axis=2)[:, first:stop]
+    return np.ascontiguousarray(rows.transpose(1, 0, 2)).reshape((stop - first) * B, -1)
+
+
+@pytest.mark.parametrize("first_column", [0, 11])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_gradient_operands_are_packed_as_pack_columns_packs_them(first_column, parts):
+    """``pack_gradient_operands`` builds the GEMM's packed panels straight from the batch-first arrays,
+    exactly as ``pack_columns`` packs the operands built in NumPy: any steps, a column offset (the GRU n
+    gate's recurrent side), zeros past the last column and the last row, blocks packed by 1-3 threads."""
+    from fastrnn.kernels._numba import gradients
+    from fastrnn.kernels._numba.gemm import pack_columns
+
+    B, T, I, H, kb = 5, 7, 11, 20, 8
+    rng = np.random.default_rng(4)
+    x, out = rng.standard_normal((B, T, I)).astype(np.float32), rng.standard_normal((B, T, H)).astype(np.float32)
+    h0 = rng.standard_normal((B, H)).astype(np.float32)
+    for first, stop in ((0, T), (2, 5)):
+        operands = _operands(x, out, h0, first, stop)[:, first_column:]
+        rows, P = operands.shape[0], -(-operands.shape[1] // 16)
+        want = np.empty((-(-rows // kb), P, kb, 16), np.float32)
+        pack_columns(operands, want)
+        got = np.full_like(want, np.nan)
+        gradients.pack_gradient_operands(x, out, h0, first, stop, first_column, 0, want.shape[0] * kb, got)
+        np.testing.assert_array_equal(got, want)
+    got = np.full_like(want, np.nan)
+    if first_column == 0:  # all steps, a block of step blocks per thread
+        want = np.empty((-(-T * B // kb), -(-(I + 1 + H) // 16), kb, 16), np.float32)
+        pack_columns(_operands(x, out, h0, 0, T), want)
+        got = np.full_like(want, np.nan)
+        gradients.pack_gradient_operands_in_parts(x, out, h0, got, parts)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_multiply_packed_reads_a_range_of_panels():
+    """``multiply_packed`` multiplies by the columns of one packed operand that start at a panel (the GRU n
+    gate's two sides share one packing), and refuses a range past the packed panels or steps."""
+    from fastrnn.kernels._numba.gemm import multiply_packed, pack_columns
+
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((21, 70)).astype(np.float32), rng.standard_normal((70, 50)).astype(np.float32)
+    packed = np.empty((3, 4, 24, 16), np.float32)  # 70 steps in 3 blocks of 24, 50 columns in 4 panels
+    pack_columns(b, packed)
+    for first_panel, columns in ((0, 50), (1, 34), (2, 17), (0, 9)):
+        out = np.empty((21, columns), np.float32)
+        multiply_packed(a, packed, first_panel, out)
+        want = a.astype(np.float64) @ b[:, 16 * first_panel:16 * first_panel + columns]
+        assert relative_error(out, want) <= TOL
+    with pytest.raises(ValueError, match="fewer panels or steps"):
+        multiply_packed(a, packed, 3, np.empty((21, 17), np.float32))
+    with pytest.raises(ValueError, match="fewer panels or steps"):
+        multiply_packed(rng.standard_normal((21, 73)).astype(np.float32), packed, 0, np.empty((21, 16), np.float32))
+
+
+def test_gate_row_blocks_give_each_part_a_share_of_either_kind_of_row():
+    """The parts that split the gate rows each get an equal share of the shared rows and of GRU's n-gate
+    rows (whose products cost more), covering every row once."""
+    blocks = _driver.gate_row_blocks(1536, 1024, 2)
+    assert blocks == [(0, 512, 1024, 1280), (512, 1024, 1280, 1536)]
+    for G, split, parts in ((768, 512, 3), (256, 256, 2), (48, 32, 5)):
+        blocks = _driver.gate_row_blocks(G, split, parts)
+        rows = [r for a, b, n0, n1 in blocks for r in list(range(a, b)) + list(range(n0, n1))]
+        assert sorted(rows) == list(range(G))
+        assert all(b <= split <= n0 for a, b, n0, n1 in blocks)
+
+
 @pytest.mark.parametrize("tail", [False, True], ids=["lstm-like", "gru-n-gate-tail"])
 @pytest.mark.parametrize("split_steps", [True, False], ids=["parts-split-steps", "parts-split-gate-rows"])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("need_grad_x", [True, False])
-def test_gradient_parts_on_openmp_match_the_python_threads(tail, split_steps, threads, need_grad_x, monkeypatch):
+@pytest.mark.parametrize("I", [11, 32])
+def test_gradient_parts_on_openmp_match_the_python_threads(tail, split_steps, threads, need_grad_x, I, monkeypatch):
     """The weight and input gradients computed by ``_numba.gradients`` (parts on the OpenMP threads) equal
-    those of the Python-thread parts on the BLAS, for either split, a GRU-like tail and 1-3 parts."""
+    those of the Python-thread parts on the BLAS, for either split, a GRU-like tail and 1-3 parts; inputs
+    that fill whole panels (the n gate's sides then read panels of one packing) or not."""
     from fastrnn.kernels import _split_gemm
 
-    T, B, I, H = 7, 5, 11, 16
+    T, B, H = 7, 5, 16
     G = (3 if tail else 4) * H
     rng = np.random.default_rng(2)
     x = rng.standard_normal((B, T, I)).astype(np.float32).transpose(1, 0, 2)     # time-major views, as passed
@@ -166,6 +238,27 @@ def test_gradient_parts_on_openmp_match_the_python_threads(tail, split_steps, th
     (got_x, got), (want_x, want) = results[True], results[False]
     assert (got_x is None) == (want_x is None) == (not need_grad_x)
     for g, w in zip(([got_x] if need_grad_x else []) + list(got), ([want_x] if need_grad_x else []) + list(want)):
+        assert g.shape == w.shape and relative_error(g, w) <= TOL
+
+
+@pytest.mark.parametrize("I", [13, 32])
+def test_gradient_parts_over_several_step_blocks_match_the_python_threads(I, monkeypatch):
+    """Operands too large for one block of steps (600 rows x 29 panels: blocks of 256 steps, the last
+    partial), packed once by both threads, for a GRU's split gate rows: as the Python-thread parts."""
+    T, B, H = 10, 60, 448 - I
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((B, T, I)).astype(np.float32).transpose(1, 0, 2)
+    out = rng.standard_normal((B, T, H)).astype(np.float32).transpose(1, 0, 2)
+    h0 = rng.standard_normal((B, H)).astype(np.float32)
+    w_ih = rng.standard_normal((3 * H, I)).astype(np.float32)
+    d_pre = rng.standard_normal((T, B, 3 * H)).astype(np.float32)
+    d_tail = rng.standard_normal((T, B, H)).astype(np.float32)
+    monkeypatch.setattr(_driver, "MIN_ROWS_PER_GATE_COLUMN_TO_SPLIT_STEPS", 10 ** 9)
+    results = {}
+    for numba_gemm in (True, False):
+        monkeypatch.setattr(_gemm, "_choice", [numba_gemm])
+        results[numba_gemm] = _driver.weight_and_input_gradients(x, out, h0, w_ih, d_pre, 2, d_tail, False)[1]
+    for g, w in zip(results[True], results[False]):
         assert g.shape == w.shape and relative_error(g, w) <= TOL
 
 

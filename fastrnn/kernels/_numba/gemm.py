@@ -123,25 +123,31 @@ def pack_row_blocks(a, k0, columns):
                     target[r] = source[first + r]
 
 
-@njit(types.void(read_only(types.float32, 2), types.float32[:, :, :, ::1], types.float32[:, :]), **JIT_OPTIONS)
-def multiply_packed(a, packed, out):
-    """``out = a @ B`` with B packed by :func:`pack_columns`.
+@njit(types.void(read_only(types.float32, 2), types.float32[:, :, :, ::1], types.intp, types.float32[:, :]),
+      **JIT_OPTIONS)
+def multiply_packed(a, packed, first_panel, out):
+    """``out = a @ B[:, 16 first_panel:16 first_panel + N]`` with B packed by :func:`pack_columns`.
 
-    a (M, K) of any strides; packed (KB, P, kb, 16); out (M, N) of any strides, N <= 16 P. For each
-    block of kb steps, the rows of ``a`` are packed 16 at a time (:func:`pack_row_blocks`) and each
-    block is multiplied by the step block's panels in one column tile; the tiles add into a (M padded
-    to 16, 16 P) sum, whose first N columns ``out`` receives.
+    a (M, K) of any strides; packed (KB, P, kb, 16) holding at least ``first_panel + ceil(N / 16)`` panels,
+    and zeros past step K; out (M, N) of any strides. For each block of kb steps, the rows of ``a`` are
+    packed 16 at a time (:func:`pack_row_blocks`) and each block is multiplied by the step block's panels in
+    one column tile; the tiles add into a (M padded to 16, N padded to 16) sum, whose first N columns
+    ``out`` receives. (A column range of one packed B serves several products: the GRU n gate's two sides.)
     """
     M, K = a.shape
     N = out.shape[1]
-    n_blocks, P, kb = packed.shape[0], packed.shape[1], packed.shape[2]
+    n_blocks, kb = packed.shape[0], packed.shape[2]
+    P = -(-N // PANEL)
+    if first_panel < 0 or first_panel + P > packed.shape[1] or n_blocks * kb < K:
+        raise ValueError("multiply_packed: the packed operand has fewer panels or steps than the product reads")
     n_groups = -(-M // GROUP)
     columns = np.empty((n_groups, kb, GROUP), dtype=a.dtype)
     total = np.zeros((n_groups * GROUP, P * PANEL), dtype=a.dtype)
     for j in range(n_blocks):
         pack_row_blocks(a, j * kb, columns)
+        panels = packed[j][first_panel:first_panel + P]
         for g in range(n_groups):
-            add_group_columns_times_panels(total[g * GROUP:(g + 1) * GROUP], columns[g], packed[j])
+            add_group_columns_times_panels(total[g * GROUP:(g + 1) * GROUP], columns[g], panels)
     for r in range(M):
         out[r] = total[r, :N]
 
@@ -155,4 +161,4 @@ def multiply(a, b, out):
     kb = k_block_for(K, panels)
     packed = np.empty((-(-K // kb), panels, kb, PANEL), dtype=b.dtype)
     pack_columns(b, packed)
-    multiply_packed(a, packed, out)
+    multiply_packed(a, packed, 0, out)
