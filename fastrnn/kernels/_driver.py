@@ -249,9 +249,7 @@ def _parts_on_openmp(compiled, d2, tail2, x, out, h0, w_ih, split, by_steps, par
     else:  # each part: all steps, its own gate rows and (step, row) pairs
         steps, gate_rows = np.array([(0, T)] * parts), np.array(gate_row_blocks(G, split, parts))
         input_rows = np.array(row_bounds(T * B, parts))
-        panels = -(-(I + 1 + H) // PANEL)
-        kb = compiled.k_block_for(T * B, panels)
-        shared_packed = np.empty((-(-T * B // kb), panels, kb, PANEL), dtype=x.dtype)
+        shared_packed = compiled.empty_packed(T * B, I + 1 + H)
         compiled.pack_gradient_operands_in_parts(x_rows, out_rows, h0, shared_packed, parts)
     compiled.gradient_parts(d2, np.empty((0, 0), x.dtype) if tail2 is None else tail2, x_rows, out_rows, h0,
                             shared_packed, steps.astype(np.intp), gate_rows.astype(np.intp),

@@ -46,6 +46,15 @@ def k_block_for(K, panels):
     return block
 
 
+@njit(types.float32[:, :, :, ::1](types.intp, types.intp), **JIT_OPTIONS)
+def empty_packed(K, N):
+    """An uninitialised (ceil(K / kb), ceil(N / 16), kb, 16) array, kb = :func:`k_block_for`: the layout in
+    which :func:`pack_columns` packs a (K, N) float32 operand for :func:`multiply_packed`."""
+    panels = -(-N // PANEL)
+    kb = k_block_for(K, panels)
+    return np.empty((-(-K // kb), panels, kb, PANEL), dtype=np.float32)
+
+
 @njit(types.void(read_only(types.float32, 2), types.float32[:, :, :, ::1]), **JIT_OPTIONS)
 def pack_columns(b, packed):
     """``packed[j, p, k, c] = b[j * kb + k, 16 p + c]`` for b (K, N) of any strides, with zeros past
@@ -155,10 +164,7 @@ def multiply_packed(a, packed, first_panel, out):
 @njit(types.void(read_only(types.float32, 2), read_only(types.float32, 2), types.float32[:, :]), **JIT_OPTIONS)
 def multiply(a, b, out):
     """``out = a @ b`` for a (M, K), b (K, N) and out (M, N) of any strides: ``b`` packed
-    (:func:`pack_columns`, steps in blocks of :func:`k_block_for`), then :func:`multiply_packed`."""
-    K, N = b.shape
-    panels = -(-N // PANEL)
-    kb = k_block_for(K, panels)
-    packed = np.empty((-(-K // kb), panels, kb, PANEL), dtype=b.dtype)
+    (:func:`pack_columns` into :func:`empty_packed`), then :func:`multiply_packed`."""
+    packed = empty_packed(b.shape[0], b.shape[1])
     pack_columns(b, packed)
     multiply_packed(a, packed, 0, out)

@@ -20,7 +20,7 @@ from numba import njit, prange, types
 
 from ._tiles import PANEL
 from .config import JIT_OPTIONS, PARALLEL_OPTIONS, read_only
-from .gemm import k_block_for, multiply, multiply_packed
+from .gemm import empty_packed, multiply, multiply_packed
 
 # The operands only read (read-only types: a memory-mapped model's weights match them too)
 _STATES = read_only(types.float32, 3, "C")  # x (B, T, I), out (B, T, H): batch-first
@@ -109,16 +109,14 @@ def gradient_parts(d2, tail2, x, out, h0, shared_packed, steps, gate_rows, input
     B, I = x.shape[0], x.shape[2]
     H = out.shape[2]
     G = d2.shape[1]
-    panels = -(-(I + 1 + H) // PANEL)
     for k in prange(steps.shape[0]):
         slot = np.intp(k) if merged.shape[0] > 1 else 0  # (a prange index is unsigned: mixed, a float)
         first, stop = steps[k, 0], steps[k, 1]
         if shared_packed.shape[0]:
             packed = shared_packed
         else:
-            kb = k_block_for((stop - first) * B, panels)
-            packed = np.empty((-(-((stop - first) * B) // kb), panels, kb, PANEL), dtype=d2.dtype)
-            pack_gradient_operands(x, out, h0, first, stop, 0, 0, packed.shape[0] * kb, packed)
+            packed = empty_packed((stop - first) * B, I + 1 + H)
+            pack_gradient_operands(x, out, h0, first, stop, 0, 0, packed.shape[0] * packed.shape[2], packed)
         d_rows = d2[first * B:stop * B]
         a, b = gate_rows[k, 0], gate_rows[k, 1]
         if b > a:
@@ -131,8 +129,8 @@ def gradient_parts(d2, tail2, x, out, h0, shared_packed, steps, gate_rows, input
             if I % PANEL == 0:
                 multiply_packed(d_rows[:, n0:n1].T, packed, I // PANEL, recurrent)
             else:
-                shifted = np.empty((packed.shape[0], -(-(H + 1) // PANEL), packed.shape[2], PANEL), dtype=d2.dtype)
-                pack_gradient_operands(x, out, h0, first, stop, I, 0, packed.shape[0] * packed.shape[2], shifted)
+                shifted = empty_packed((stop - first) * B, H + 1)
+                pack_gradient_operands(x, out, h0, first, stop, I, 0, shifted.shape[0] * shifted.shape[2], shifted)
                 multiply_packed(d_rows[:, n0:n1].T, shifted, 0, recurrent)
             input_side = np.empty((n1 - n0, I + 1), dtype=d2.dtype)
             multiply_packed(tail2[first * B:stop * B, n0 - split:n1 - split].T, packed, 0, input_side)
