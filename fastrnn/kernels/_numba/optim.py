@@ -38,8 +38,8 @@ def adam_update_split(param, grad, m, v, beta_1, beta_2, epsilon, step):
     """:func:`adam_update`, split over the Numba threads for parameters of :data:`MIN_VALUES_TO_SPLIT`
     values or more. Not for a process forked after OpenMP threads started (``kernels.compiled_adam_update``
     hands out the serial one there)."""
-    parts = numba.get_num_threads()
-    if parts > 1 and param.shape[0] >= MIN_VALUES_TO_SPLIT:
+    parts = numba.get_num_threads() if param.shape[0] >= MIN_VALUES_TO_SPLIT else 1  # (small: no call)
+    if parts > 1:
         adam_update_parts(param, grad, m, v, beta_1, beta_2, epsilon, step, parts)
     else:
         adam_update(param, grad, m, v, beta_1, beta_2, epsilon, step)
