@@ -282,6 +282,35 @@ def test_group_tile_compiles_to_512_bit_fmas_without_spills():
     assert len(vector_spills) <= 16, f"{len(vector_spills)} vector registers spilled to the stack"
 
 
+
+@pytest.mark.parametrize("panels", [1, 2, 3, 4, 5])
+def test_group_tiles_match_numpy_over_panel_pairs_and_an_odd_last_panel(panels):
+    """The group tiles go over pairs of panels in 8-row halves and take an odd last panel whole: every
+    panel count gives the product (float32 against float64 NumPy, 1e-5 relative to the sums' scale),
+    added to what ``acc`` held, for rows given as vectors (offset rows and columns) and as columns.
+    float64 rows take the 4-row tiles through the same call (``added_as_float32_group``)."""
+    pytest.importorskip("numba")
+    from fastrnn.kernels._numba import _tiles
+
+    rng = np.random.default_rng(panels)
+    K, row0, col0 = 37, 3, 5
+    for dtype in (np.float32, np.float64):
+        packed = rng.standard_normal((panels, K, 16)).astype(dtype)
+        vectors = rng.standard_normal((row0 + 16, col0 + K + 2)).astype(dtype)
+        start = rng.standard_normal((16, 16 * panels)).astype(dtype)
+        weights = packed.transpose(1, 0, 2).reshape(K, 16 * panels).astype(np.float64)
+        want = start + vectors[row0:row0 + 16, col0:col0 + K].astype(np.float64) @ weights
+        acc = start.copy()
+        _tiles.add_rows_times_panels(acc, vectors, row0, 16, col0, packed)
+        np.testing.assert_allclose(acc, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    packed = packed.astype(np.float32)
+    columns = rng.standard_normal((K, 16)).astype(np.float32)
+    acc = start.astype(np.float32)
+    _tiles.add_group_columns_times_panels(acc, columns, packed)
+    want = start + columns.T.astype(np.float64) @ packed.transpose(1, 0, 2).reshape(K, 16 * panels)
+    np.testing.assert_allclose(acc, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
 def _numba_kernels_splitting_columns(parts):
     """The Numba backend's kernel functions, told the thread count is ``parts`` (so a batch of one
     takes the column-split kernels with ``parts`` parts, whatever the machine has)."""
