@@ -282,7 +282,6 @@ def test_group_tile_compiles_to_512_bit_fmas_without_spills():
     assert len(vector_spills) <= 16, f"{len(vector_spills)} vector registers spilled to the stack"
 
 
-
 @pytest.mark.parametrize("panels", [1, 2, 3, 4, 5])
 def test_group_tiles_match_numpy_over_panel_pairs_and_an_odd_last_panel(panels):
     """The group tiles go over pairs of panels in 8-row halves and take an odd last panel whole: every
