@@ -284,7 +284,7 @@ def test_group_tile_compiles_to_512_bit_fmas_without_spills():
 
 @pytest.mark.parametrize("panels", [1, 2, 3, 4, 5])
 def test_group_tiles_match_numpy_over_panel_pairs_and_an_odd_last_panel(panels):
-    """The group tiles go over pairs of panels in 8-row halves and take an odd last panel whole: every
+    """The group tiles go over pairs of panels, then an odd last panel, in 8-row halves: every
     panel count gives the product (float32 against float64 NumPy, 1e-5 relative to the sums' scale),
     added to what ``acc`` held, for rows given as vectors (offset rows and columns) and as columns.
     float64 rows take the 4-row tiles through the same call (``added_as_float32_group``)."""

@@ -48,22 +48,27 @@ def _body_lines(rows, columns, row_of, vector_of, panel_of, columns_name=None, c
     return lines
 
 
-def _pair_then_odd_panel(half_arguments, odd_arguments):
-    """The loops of the group tiles: each pair of panels in two tiles of ``HALF_ROWS`` rows, one after the
-    other (``half_arguments(first_row)``: ``_body_lines``' keywords for the half starting there), then
-    an odd last panel in one tile of all ``GROUP_ROWS`` rows (``odd_arguments``)."""
-    lines = ["    for p in range(0, pairs_end, 2):",
-             f"        offset = p * {PANEL}",
-             "        panel0 = packed[p]",
-             "        panel1 = packed[p + 1]"]
-    for first in range(0, GROUP_ROWS, HALF_ROWS):
-        body = _body_lines(HALF_ROWS, 2 * PANEL, panel_of=lambda q: f"panel{q}", **half_arguments(first))
-        lines += ["        " + line for line in body]
-    lines += ["    for p in range(pairs_end, P):",
-              f"        offset = p * {PANEL}",
-              "        panel = packed[p]"]
-    body = _body_lines(GROUP_ROWS, PANEL, panel_of=lambda q: "panel", **odd_arguments)
-    return lines + ["        " + line for line in body]
+def _halves_of_panels(rows_of_half):
+    """The loops of the group tiles, after ``K``, ``zero`` and the accumulator rows are set: each pair of
+    panels in one tile of ``HALF_ROWS`` x 2 panels, run over the group's halves in turn (the second reads
+    the pair from cache), then an odd last panel the same way in a ``HALF_ROWS`` x 1 panel tile.
+
+    ``rows_of_half``: ``_body_lines``' row keywords for the half whose first row is the variable ``first``.
+    The halves are a loop, not two copies of the tile, and the odd panel is no 16-row tile of its own:
+    LLVM optimises the tile again in every kernel it is inlined into, and its compile time was most of
+    a cold start. With two copies and a 16 x 16 odd-panel tile, on an Intel Ice Lake: each group tile
+    30 s to compile, 18 s more per calling function; as a loop 13 s and 6 s, GFLOP/s the same within
+    the noise (paired runs, 7 shapes, ~80-140 either way)."""
+    lines = ["    P = packed.shape[0]",
+             "    pairs_end = P - P % 2"]
+    for start, stop, count in (("0", "pairs_end", 2), ("pairs_end", "P", 1)):
+        lines += [f"    for p in range({start}, {stop}, {count}):",
+                  f"        offset = p * {PANEL}"]
+        lines += [f"        panel{q} = packed[p{f' + {q}' if q else ''}]" for q in range(count)]
+        lines += [f"        for first in range(0, {GROUP_ROWS}, {HALF_ROWS}):"]
+        body = _body_lines(HALF_ROWS, count * PANEL, panel_of=lambda q: f"panel{q}", **rows_of_half)
+        lines += ["            " + line for line in body]
+    return lines
 
 
 def source():
@@ -153,9 +158,9 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               f'    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for all ``r < {GROUP_ROWS}`` (a full group).',
               "",
               f"    acc ({GROUP_ROWS}, P * {PANEL}); vectors (rows, >= col0 + K); packed (P, K, {PANEL}). Each pair of",
-              f"    panels in two {HALF_ROWS} x {2 * PANEL} tiles, the group's halves one after the other (the",
-              f"    second reads the pair from cache); an odd last panel in one {GROUP_ROWS} x {PANEL} tile. Per k",
-              "    the pair tile loads 2 panel rows and broadcasts 8 values for 16 FMAs, where the 16 x 16 tile",
+              f"    panels in one {HALF_ROWS} x {2 * PANEL} tile, over the group's halves in turn (the second",
+              f"    reads the pair from cache); an odd last panel the same way in one {HALF_ROWS} x {PANEL} tile.",
+              "    Per k the pair tile loads 2 panel rows and broadcasts 8 values for 16 FMAs, where the 16 x 16 tile",
               "    loads 1 and broadcasts 16: 17 loads for 16 FMAs kept the FMA units waiting on the load ports. On",
               "    one core of an AMD Zen 5, 16 rows, 16 x 16 tile -> pair tiles (K x N, GFLOP/s): 72 x 256",
               "    190-198 -> 228-241, 256 x 64 206-208 -> 229-241, 1024 x 512 202-209 -> 236-245. Both tiles hold",
@@ -164,13 +169,9 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "    AVX-512 Xeon.)",
               '    """',
               "    K = packed.shape[1]",
-              "    zero = one_of(acc) - one_of(acc)",
-              "    P = packed.shape[0]",
-              "    pairs_end = P - P % 2"]
-    lines += [f"    acc{r}, row{r}_ = acc[{r}], vectors[row0 + {r}]" for r in range(GROUP_ROWS)]
-    lines += _pair_then_odd_panel(lambda first: dict(row_of=lambda r: f"acc{first + r}",
-                                                     vector_of=lambda r: f"row{first + r}_"),
-                                  dict(row_of=lambda r: f"acc{r}", vector_of=lambda r: f"row{r}_"))
+              "    zero = one_of(acc) - one_of(acc)"]
+    lines += _halves_of_panels(dict(row_of=lambda r: f"acc[first + {r}]",
+                                    vector_of=lambda r: f"vectors[row0 + first + {r}]"))
     lines += ["", "", "@njit(**TILE_OPTIONS)",
               "def add_group_columns_times_panels(acc, columns, packed):",
               f'    """``acc[r, :] += columns[:, r] @ W`` for all ``r < {GROUP_ROWS}``: the group tile on rows stored as columns.',
@@ -186,13 +187,9 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "    128 x 528 209-215 -> 245-248, 512 x 160 213-216 -> 245-247.",
               '    """',
               "    K = packed.shape[1]",
-              "    zero = one_of(acc) - one_of(acc)",
-              "    P = packed.shape[0]",
-              "    pairs_end = P - P % 2"]
-    lines += [f"    acc{r} = acc[{r}]" for r in range(GROUP_ROWS)]
-    lines += _pair_then_odd_panel(lambda first: dict(row_of=lambda r: f"acc{first + r}", vector_of=None,
-                                                     columns_name="columns", column_offset=f"{first} + "),
-                                  dict(row_of=lambda r: f"acc{r}", vector_of=None, columns_name="columns"))
+              "    zero = one_of(acc) - one_of(acc)"]
+    lines += _halves_of_panels(dict(row_of=lambda r: f"acc[first + {r}]", vector_of=None,
+                                    columns_name="columns", column_offset="first + "))
     lines += ["", "",
               "def added_as_float32_group(acc, vectors, row0, col0, packed):",
               '    """:func:`add_group_times_panels` for float32, returning True; nothing for float64, returning False',

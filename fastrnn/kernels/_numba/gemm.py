@@ -1,4 +1,4 @@
-"""A single-threaded float32 GEMM on a 16 x 16 register tile (``_tiles.add_group_columns_times_panels``),
+"""A single-threaded float32 GEMM on the 16-row group tile (``_tiles.add_group_columns_times_panels``),
 for the driver's products.
 
 The driver runs its GEMMs (input projection, weight and input gradients) on NumPy's BLAS, one part per
