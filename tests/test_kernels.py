@@ -298,8 +298,12 @@ def test_group_tiles_match_numpy_over_panel_pairs_and_an_odd_last_panel(panels):
     added to what ``acc`` held, for rows given as vectors (offset rows and columns) and as columns.
     float64 rows take the 4-row tiles through the same call (``added_as_float32_group``)."""
     pytest.importorskip("numba")
-    from fastrnn.kernels._numba import _tiles
+    from fastrnn.kernels._numba import _compiled_with_slp, _tiles
 
+    # Compiled as the kernels compile them: the kernels link these very compilations (the same
+    # signatures), from memory or the disk cache, so compiling them here without SLP would slow them.
+    add_rows_times_panels = _compiled_with_slp(_tiles.add_rows_times_panels)
+    add_group_columns_times_panels = _compiled_with_slp(_tiles.add_group_columns_times_panels)
     rng = np.random.default_rng(panels)
     K, row0, col0 = 37, 3, 5
     for dtype in (np.float32, np.float64):
@@ -309,12 +313,12 @@ def test_group_tiles_match_numpy_over_panel_pairs_and_an_odd_last_panel(panels):
         weights = packed.transpose(1, 0, 2).reshape(K, 16 * panels).astype(np.float64)
         want = start + vectors[row0:row0 + 16, col0:col0 + K].astype(np.float64) @ weights
         acc = start.copy()
-        _tiles.add_rows_times_panels(acc, vectors, row0, 16, col0, packed)
+        add_rows_times_panels(acc, vectors, row0, 16, col0, packed)
         np.testing.assert_allclose(acc, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     packed = packed.astype(np.float32)
     columns = rng.standard_normal((K, 16)).astype(np.float32)
     acc = start.astype(np.float32)
-    _tiles.add_group_columns_times_panels(acc, columns, packed)
+    add_group_columns_times_panels(acc, columns, packed)
     want = start + columns.T.astype(np.float64) @ packed.transpose(1, 0, 2).reshape(K, 16 * panels)
     np.testing.assert_allclose(acc, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
