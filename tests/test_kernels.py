@@ -232,7 +232,7 @@ def test_register_tile_compiles_to_packed_fmas_without_spills():
     numba = pytest.importorskip("numba")
     import llvmlite.binding as llvm
 
-    from fastrnn.kernels._numba import _tiles
+    from fastrnn.kernels._numba import _compiled_with_slp, _tiles
     from fastrnn.kernels._numba.config import TILE_OPTIONS
 
     if "+fma" not in llvm.get_host_cpu_features().flatten():
@@ -240,12 +240,7 @@ def test_register_tile_compiles_to_packed_fmas_without_spills():
     fresh = numba.njit(**dict(TILE_OPTIONS, cache=False))(_tiles.add_four_rows_times_panels.py_func)
     packed, vectors = np.ones((2, 8, 16), np.float32), np.ones((4, 8), np.float32)
     acc = np.zeros((4, 32), np.float32)
-    slp = numba.config.SLP_VECTORIZE
-    numba.config.SLP_VECTORIZE = 1  # as fastrnn.kernels._numba compiles its kernels
-    try:
-        fresh(acc, 0, vectors, 0, 0, packed, 0, 2)
-    finally:
-        numba.config.SLP_VECTORIZE = slp
+    _compiled_with_slp(fresh)(acc, 0, vectors, 0, 0, packed, 0, 2)  # as fastrnn.kernels._numba compiles its kernels
     np.testing.assert_array_equal(acc, 8.0)
     asm = next(iter(fresh.inspect_asm().values()))
     packed_fmas = re.findall(r"vfmadd\d+ps\s[^\n]*%[yz]mm", asm)
@@ -260,7 +255,7 @@ def test_group_tile_compiles_to_512_bit_fmas_without_spills():
     import re
 
     numba = pytest.importorskip("numba")
-    from fastrnn.kernels._numba import _tiles
+    from fastrnn.kernels._numba import _compiled_with_slp, _tiles
     from fastrnn.kernels._numba.config import TILE_OPTIONS
 
     if not _tiles.GROUP_TILE:
@@ -269,12 +264,7 @@ def test_group_tile_compiles_to_512_bit_fmas_without_spills():
 
     def run(tile):
         acc = np.zeros((16, 32), np.float32)
-        slp = numba.config.SLP_VECTORIZE
-        numba.config.SLP_VECTORIZE = 1  # as the kernels compile it (see _numba._compiled_with_slp)
-        try:
-            tile(acc, vectors, 0, 0, packed)
-        finally:
-            numba.config.SLP_VECTORIZE = slp
+        _compiled_with_slp(tile)(acc, vectors, 0, 0, packed)  # as the kernels compile it
         np.testing.assert_array_equal(acc, 8.0)
 
     # The kernels' own compiled tile (the same signature) where it was compiled in this process, as on a

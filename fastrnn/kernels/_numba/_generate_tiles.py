@@ -49,7 +49,7 @@ def _body_lines(rows, columns, row_of, vector_of, panel_of, columns_name=None, c
 
 
 def _halves_of_panels(rows_of_half):
-    """The loops of the group tiles, after ``K``, ``zero`` and the accumulator rows are set: each pair of
+    """The loops of the group tiles, after ``K`` and ``zero`` are set: each pair of
     panels in one tile of ``HALF_ROWS`` x 2 panels, run over the group's halves in turn (the second reads
     the pair from cache), then an odd last panel the same way in a ``HALF_ROWS`` x 1 panel tile.
 
