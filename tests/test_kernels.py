@@ -406,13 +406,27 @@ class _NaNEmptyNumPy:
         return array
 
 
+def _fill_driver_buffers_with_nan(monkeypatch):
+    """Make the driver's fresh buffers NaN-filled: ``np.empty`` (:class:`_NaNEmptyNumPy`) and the
+    cache-line-aligned ``empty_aligned`` it packs weights into."""
+    from fastrnn.kernels._aligned import empty_aligned
+
+    def nan_filled_aligned(shape, dtype):
+        array = empty_aligned(shape, dtype)
+        array.fill(np.nan)
+        return array
+
+    monkeypatch.setattr(_driver, "np", _NaNEmptyNumPy())
+    monkeypatch.setattr(_driver, "empty_aligned", nan_filled_aligned)
+
+
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("batch, hidden", [(5, 33), (1, 64)])  # batch chunks; hidden units split over threads
 def test_unzeroed_driver_buffers_are_written_in_full(monkeypatch, backend, cell, batch, hidden):
     from fastrnn.kernels import _driver
 
-    monkeypatch.setattr(_driver, "np", _NaNEmptyNumPy())
+    _fill_driver_buffers_with_nan(monkeypatch)
     monkeypatch.setattr(_driver, "batch_split_pays", lambda *args: True)  # chunks even for this small batch
     x, lengths, weights, h0, c0, grad_out, grad_h_n, grad_c_n = problem(
         cell, np.float64, 6, batch, 3, hidden, False, True)  # every sequence runs all steps
@@ -443,7 +457,7 @@ def test_packed_panels_hold_the_transposed_blocks_and_zero_padding(monkeypatch, 
     if packer == "numba":
         pytest.importorskip("numba")
         from fastrnn.kernels._numba._copy import pack_block as contiguous_packer
-    monkeypatch.setattr(_driver, "np", _NaNEmptyNumPy())
+    _fill_driver_buffers_with_nan(monkeypatch)
     monkeypatch.setattr(_driver, "MIN_BYTES_TO_SPLIT", 0)  # split these small blocks when threads > 1
     if packer == "numpy":
         monkeypatch.setattr(_driver, "_packing", [None])
@@ -454,6 +468,33 @@ def test_packed_panels_hold_the_transposed_blocks_and_zero_padding(monkeypatch, 
     expected = np.zeros((-(-rows // 16) * 16, 62), dtype=np.float32)
     expected[:rows] = np.concatenate(blocks, axis=1)
     np.testing.assert_array_equal(packed, expected.reshape(-1, 16, 62).transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_panels_start_on_a_cache_line(dtype):
+    """The packed weights the tiles load, 64-byte rows of 16 float32, start on a cache line: the driver's
+    ``pack_panels`` and the Numba kernels' own buffers (``_numba._aligned``; its docstring has what a
+    misaligned start cost). Shapes whose size in bytes is no multiple of 64 come before each, so that a
+    plain ``np.empty`` would not land on a boundary by chance every time."""
+    from fastrnn.kernels._aligned import empty_aligned
+
+    spacers = []
+    for rows in range(1, 9):
+        spacers.append(np.empty(rows * 3, dtype))
+        w = np.ones((rows * 16 + 5, 7), dtype)
+        packed = _driver.pack_panels(w, w[:, :3])
+        assert packed.ctypes.data % 64 == 0 and packed.flags.c_contiguous and packed.shape == (rows + 1, 10, 16)
+        for shape in [(rows, 3, 16), (0, 5, 16), (rows, 2, 3, 16)]:
+            array = empty_aligned(shape, dtype)
+            assert array.ctypes.data % 64 == 0 and array.flags.c_contiguous and array.shape == shape
+    if "numba" in available_backends():
+        from fastrnn.kernels._numba._aligned import empty_aligned as empty_aligned_in_numba
+
+        like = np.empty(0, dtype)
+        for shape in [(3, 5, 16), (0, 5, 16), (4, 2, 3, 16)] + [(rows, 7, 16) for rows in range(1, 9)]:
+            array = empty_aligned_in_numba(shape, like)
+            assert array.ctypes.data % 64 == 0 and array.flags.c_contiguous and array.shape == shape
+            assert array.dtype == dtype
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -468,7 +509,7 @@ def test_panels_packed_on_the_openmp_threads_equal_the_blocks(monkeypatch, threa
     from fastrnn.kernels import _driver
     from fastrnn.kernels._numba._copy import pack_panels_in_parts
 
-    monkeypatch.setattr(_driver, "np", _NaNEmptyNumPy())  # every element of the result must be written
+    _fill_driver_buffers_with_nan(monkeypatch)  # every element of the result must be written
     monkeypatch.setattr(_driver, "MIN_BYTES_TO_SPLIT", 0)
     rng = np.random.default_rng(0)
     make = {"rows": lambda: rng.standard_normal((rows, 37)).astype(dtype),

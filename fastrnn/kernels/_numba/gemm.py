@@ -13,6 +13,7 @@ layout, so no later shape or view compiles anything.
 import numpy as np
 from numba import njit, types
 
+from ._aligned import empty_aligned
 from ._tiles import GROUP, PANEL, add_group_columns_times_panels
 from ._transpose import BLOCK, copy_row_block, transpose_block
 from .config import JIT_OPTIONS, read_only
@@ -52,7 +53,7 @@ def empty_packed(K, N):
     which :func:`pack_columns` packs a (K, N) float32 operand for :func:`multiply_packed`."""
     panels = -(-N // PANEL)
     kb = k_block_for(K, panels)
-    return np.empty((-(-K // kb), panels, kb, PANEL), dtype=np.float32)
+    return empty_aligned((-(-K // kb), panels, kb, PANEL), np.empty(0, dtype=np.float32))
 
 
 @njit(types.void(read_only(types.float32, 2), types.float32[:, :, :, ::1]), **JIT_OPTIONS)

@@ -6,6 +6,7 @@ Structured like the LSTM ones. The input and recurrent products stay separate ac
 import numpy as np
 from numba import njit, prange
 
+from ._aligned import empty_aligned
 from ._copy import (copy_row, copy_rows, fill_rows, pack_unit_group, pack_unit_group_bias, padded_row_length,
                     zero_rows)
 from ._sync import claim_block, new_block_counter, new_counters, new_tally, next_item, rows_per_block
@@ -167,8 +168,8 @@ def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_
     H = out.shape[2]
     I = xh.shape[2] - H
     n_groups = H // PANEL
-    packed_ih = np.empty((3 * n_groups, I, PANEL), dtype=xh.dtype)  # shared by the parts
-    packed_hh = np.empty((3 * n_groups, H, PANEL), dtype=xh.dtype)
+    packed_ih = empty_aligned((3 * n_groups, I, PANEL), xh)  # shared by the parts
+    packed_hh = empty_aligned((3 * n_groups, H, PANEL), xh)
     packed_b_ih = np.empty((n_groups, 3 * PANEL), dtype=xh.dtype)  # a group's r, z, n biases side by side
     packed_b_hh = np.empty((n_groups, 3 * PANEL), dtype=xh.dtype)
     claims, done = new_counters(T + 1, n_parts)  # step 0 packs, step t + 1 computes time step t

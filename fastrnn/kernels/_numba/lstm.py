@@ -8,6 +8,7 @@ gate gradients and ``dh_{t-1}``; :mod:`fastrnn.kernels._driver` does the weight 
 import numpy as np
 from numba import njit, prange
 
+from ._aligned import empty_aligned
 from ._copy import (copy_row, copy_rows, fill_rows, pack_unit_group, pack_unit_group_bias, padded_row_length,
                     zero_rows)
 from ._sync import claim_block, new_block_counter, new_counters, new_tally, next_item, rows_per_block
@@ -189,7 +190,7 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
     H = c.shape[1]
     I = xh.shape[2] - H
     n_groups = H // PANEL
-    packed_w = np.empty((4 * n_groups, I + H, PANEL), dtype=xh.dtype)  # shared by the parts
+    packed_w = empty_aligned((4 * n_groups, I + H, PANEL), xh)  # shared by the parts
     packed_bias = np.empty((n_groups, 4 * PANEL), dtype=xh.dtype)  # a group's i, f, g, o biases side by side
     claims, done = new_counters(T + 1, n_parts)  # step 0 packs, step t + 1 computes time step t
     gate_scale, gate_shift = gate_activation_constants(xh, PANEL)
@@ -258,7 +259,7 @@ def lstm_backward_columns(grad_out, lengths, w_hh, c0, gates, tanh_c, c_states, 
     n_groups = H // PANEL
     n_blocks = (n_groups + 3) // 4
     one = one_of(gates)
-    packed = np.empty((n_groups, G, PANEL), dtype=gates.dtype)  # packed[g, k, c] = w_hh[k, 16 g + c]
+    packed = empty_aligned((n_groups, G, PANEL), gates)  # packed[g, k, c] = w_hh[k, 16 g + c]
     claims, done = new_counters(T + 1, n_parts)
     for part in prange(n_parts):
         acc = np.empty(4 * PANEL, dtype=gates.dtype)

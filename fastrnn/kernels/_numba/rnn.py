@@ -4,6 +4,7 @@ ones: one register-tiled product of ``[x_t | h_{t-1}]`` per step."""
 import numpy as np
 from numba import njit, prange
 
+from ._aligned import empty_aligned
 from ._copy import copy_row, copy_rows, fill_rows, pack_unit_group, padded_row_length, zero_rows
 from ._sync import claim_block, new_block_counter, new_counters, new_tally, next_item, rows_per_block
 from ._tiles import GROUP, PANEL, add_one_row_times_panels, add_rows_times_panels
@@ -119,7 +120,7 @@ def rnn_forward_columns(xh, lengths, w_ih, w_hh, bias, out, relu, n_parts):
     H = out.shape[2]
     I = xh.shape[2] - H
     n_groups = H // PANEL
-    packed_w = np.empty((n_groups, I + H, PANEL), dtype=xh.dtype)  # shared by the parts
+    packed_w = empty_aligned((n_groups, I + H, PANEL), xh)  # shared by the parts
     claims, done = new_counters(T + 1, n_parts)  # step 0 packs, step t + 1 computes time step t
     zero = one_of(xh) - one_of(xh)
     for part in prange(n_parts):
