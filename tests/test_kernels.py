@@ -486,15 +486,16 @@ def test_weight_panels_start_on_a_cache_line(dtype):
         assert packed.ctypes.data % 64 == 0 and packed.flags.c_contiguous and packed.shape == (rows + 1, 10, 16)
         for shape in [(rows, 3, 16), (0, 5, 16), (rows, 2, 3, 16)]:
             array = empty_aligned(shape, dtype)
-            assert array.ctypes.data % 64 == 0 and array.flags.c_contiguous and array.shape == shape
+            assert array.flags.c_contiguous and array.shape == shape and array.dtype == dtype
+            assert array.size == 0 or array.ctypes.data % 64 == 0  # no load ever reads an empty one
     if "numba" in available_backends():
         from fastrnn.kernels._numba._aligned import empty_aligned as empty_aligned_in_numba
 
         like = np.empty(0, dtype)
         for shape in [(3, 5, 16), (0, 5, 16), (4, 2, 3, 16)] + [(rows, 7, 16) for rows in range(1, 9)]:
             array = empty_aligned_in_numba(shape, like)
-            assert array.ctypes.data % 64 == 0 and array.flags.c_contiguous and array.shape == shape
-            assert array.dtype == dtype
+            assert array.flags.c_contiguous and array.shape == shape and array.dtype == dtype
+            assert array.size == 0 or array.ctypes.data % 64 == 0
 
 
 @pytest.mark.parametrize("threads", [2, 3])
