@@ -150,7 +150,11 @@ def test_inference_mode_gives_the_same_outputs_and_keeps_nothing(backend, cell):
     assert inferred[3] is None
     for a, b in zip(trained[:3], inferred[:3]):
         if a is not None:
-            np.testing.assert_array_equal(a, b)
+            # Within float32 rounding, not bit for bit: the Numba LSTM's inference pass takes its units
+            # through gates, c and h in one loop, the training pass stores the activated gates first, and
+            # LLVM rounds the two a unit in the last place apart (max 1.2e-7 measured); a skipped gate or
+            # a wrong state would be off by far more.
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=5e-7)
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
