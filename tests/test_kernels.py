@@ -150,10 +150,10 @@ def test_inference_mode_gives_the_same_outputs_and_keeps_nothing(backend, cell):
     assert inferred[3] is None
     for a, b in zip(trained[:3], inferred[:3]):
         if a is not None:
-            # Within float32 rounding, not bit for bit: the Numba LSTM's inference pass takes its units
-            # through gates, c and h in one loop, the training pass stores the activated gates first, and
-            # LLVM rounds the two a unit in the last place apart (max 1.2e-7 measured); a skipped gate or
-            # a wrong state would be off by far more.
+            # Within float32 rounding, not bit for bit: the Numba kernels' inference passes take each unit
+            # through its gates and state in one loop, the training passes store the activated gates first,
+            # and LLVM rounds the two a unit in the last place apart (max 1.2e-7 measured); a skipped gate
+            # or a wrong state would be off by far more.
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=5e-7)
 
 

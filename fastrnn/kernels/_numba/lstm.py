@@ -49,7 +49,7 @@ def update_state(pre, pre_row, gap, c, c_row, c_col, h, h_row, h_col, out, out_r
     """
     # Column indices unsigned, and no row slices: an index of unknown sign takes Numba's negative-index
     # wraparound, and LLVM then gathers each vector (vgatherqps) instead of loading it; a slice per row
-    # costs reference counting (16 -> 20 ns a row-step at H = 64, the loop above, sliced)
+    # costs reference counting (32 rows x 50 steps at H = 64: 0.159 ms unsliced, 0.192 ms sliced)
     for j in range(units):
         i_g = sigmoid(pre[pre_row, np.uint64(j)])
         f_g = sigmoid(pre[pre_row, np.uint64(gap + j)])
