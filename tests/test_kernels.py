@@ -254,7 +254,7 @@ def test_register_tile_compiles_to_packed_fmas_without_spills():
     assert len(vector_spills) <= 16, f"{len(vector_spills)} vector registers spilled to the stack"
 
 def test_group_tile_compiles_to_512_bit_fmas_without_spills():
-    """Where fastrnn allowed 512-bit vectors, the 16-row group tile must keep its 16 accumulators in zmm
+    """Where fastrnn allowed 512-bit vectors, the group tile must keep its 16 accumulators (8 rows x 2 panels) in zmm
     registers (16 of 32); on 256-bit vectors it would need 32 and is not used (``_tiles.GROUP_TILE``)."""
     import re
 
@@ -268,7 +268,7 @@ def test_group_tile_compiles_to_512_bit_fmas_without_spills():
 
     def run(tile):
         acc = np.zeros((16, 32), np.float32)
-        _compiled_with_slp(tile)(acc, vectors, 0, 0, packed)  # as the kernels compile it
+        _compiled_with_slp(tile)(acc, vectors, 0, 16, 0, packed)  # as the kernels compile it
         np.testing.assert_array_equal(acc, 8.0)
 
     # The kernels' own compiled tile (the same signature) where it was compiled in this process, as on a
@@ -287,10 +287,11 @@ def test_group_tile_compiles_to_512_bit_fmas_without_spills():
 
 @pytest.mark.parametrize("panels", [1, 2, 3, 4, 5])
 def test_group_tiles_match_numpy_over_panel_pairs_and_an_odd_last_panel(panels):
-    """The group tiles go over pairs of panels, then an odd last panel, in 8-row halves: every
+    """The group tiles go over pairs of panels, then an odd last panel, 8 rows at a time: every
     panel count gives the product (float32 against float64 NumPy, 1e-5 relative to the sums' scale),
     added to what ``acc`` held, for rows given as vectors (offset rows and columns) and as columns.
-    float64 rows take the 4-row tiles through the same call (``added_as_float32_group``)."""
+    Row counts that are not a multiple of 8 finish in 4-row and one-row tiles (13 = 8 + 4 + 1; 3 takes
+    no group tile), and float64 rows take those tiles throughout (``added_as_float32_group``)."""
     pytest.importorskip("numba")
     from fastrnn.kernels._numba import _compiled_with_slp, _tiles
 
@@ -301,17 +302,19 @@ def test_group_tiles_match_numpy_over_panel_pairs_and_an_odd_last_panel(panels):
     rng = np.random.default_rng(panels)
     K, row0, col0 = 37, 3, 5
     for dtype in (np.float32, np.float64):
-        packed = rng.standard_normal((panels, K, 16)).astype(dtype)
-        vectors = rng.standard_normal((row0 + 16, col0 + K + 2)).astype(dtype)
-        start = rng.standard_normal((16, 16 * panels)).astype(dtype)
-        weights = packed.transpose(1, 0, 2).reshape(K, 16 * panels).astype(np.float64)
-        want = start + vectors[row0:row0 + 16, col0:col0 + K].astype(np.float64) @ weights
-        acc = start.copy()
-        add_rows_times_panels(acc, vectors, row0, 16, col0, packed)
-        np.testing.assert_allclose(acc, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+        for rows in (3, 13, 16, _tiles.GROUP):
+            packed = rng.standard_normal((panels, K, 16)).astype(dtype)
+            vectors = rng.standard_normal((row0 + rows, col0 + K + 2)).astype(dtype)
+            start = rng.standard_normal((rows, 16 * panels)).astype(dtype)
+            weights = packed.transpose(1, 0, 2).reshape(K, 16 * panels).astype(np.float64)
+            want = start + vectors[row0:row0 + rows, col0:col0 + K].astype(np.float64) @ weights
+            acc = start.copy()
+            add_rows_times_panels(acc, vectors, row0, rows, col0, packed)
+            np.testing.assert_allclose(acc, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     packed = packed.astype(np.float32)
     columns = rng.standard_normal((K, 16)).astype(np.float32)
-    acc = start.astype(np.float32)
+    start = rng.standard_normal((16, 16 * panels)).astype(np.float32)
+    acc = start.copy()
     add_group_columns_times_panels(acc, columns, packed)
     want = start + columns.T.astype(np.float64) @ packed.transpose(1, 0, 2).reshape(K, 16 * panels)
     np.testing.assert_allclose(acc, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())

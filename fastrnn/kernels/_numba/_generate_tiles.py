@@ -10,8 +10,9 @@ error-prone, so they are generated; ``tests/test_kernels.py`` checks that the fi
 import os
 
 PANEL = 16  # weight columns per packed panel: two 8-float AVX registers
-GROUP_ROWS = 16  # rows of add_group_times_panels: the kernels' GROUP
-HALF_ROWS = 8  # rows of each of its tiles over a pair of panels
+GROUP_ROWS = 32  # the kernels' GROUP: rows that share one pass over the weights (add_group_times_panels)
+COLUMN_GROUP_ROWS = 16  # rows of add_group_columns_times_panels (gemm.py)
+HALF_ROWS = 8  # rows of each group tile over a pair of panels
 SAME_L1_SET_BYTES = 4096  # addresses this far apart share an L1 set (64 sets of 64-byte lines)
 
 
@@ -48,12 +49,13 @@ def _body_lines(rows, columns, row_of, vector_of, panel_of, columns_name=None, c
     return lines
 
 
-def _halves_of_panels(rows_of_half):
+def _halves_of_panels(rows_of_half, rows):
     """The loops of the group tiles, after ``K`` and ``zero`` are set: each pair of
     panels in one tile of ``HALF_ROWS`` x 2 panels, run over the group's halves in turn (the second reads
     the pair from cache), then an odd last panel the same way in a ``HALF_ROWS`` x 1 panel tile.
 
-    ``rows_of_half``: ``_body_lines``' row keywords for the half whose first row is the variable ``first``.
+    ``rows_of_half``: ``_body_lines``' row keywords for the half whose first row is the variable ``first``;
+    ``rows``: the expression for the group's rows (a multiple of ``HALF_ROWS``).
     The halves are a loop, not two copies of the tile, and the odd panel is no 16-row tile of its own:
     LLVM optimises the tile again in every kernel it is inlined into, and its compile time was most of
     a cold start. With two copies and a 16 x 16 odd-panel tile, on an Intel Ice Lake: each group tile
@@ -65,7 +67,7 @@ def _halves_of_panels(rows_of_half):
         lines += [f"    for p in range({start}, {stop}, {count}):",
                   f"        offset = p * {PANEL}"]
         lines += [f"        panel{q} = packed[p{f' + {q}' if q else ''}]" for q in range(count)]
-        lines += [f"        for first in range(0, {GROUP_ROWS}, {HALF_ROWS}):"]
+        lines += [f"        for first in range(0, {rows}, {HALF_ROWS}):"]
         body = _body_lines(HALF_ROWS, count * PANEL, panel_of=lambda q: f"panel{q}", **rows_of_half)
         lines += ["            " + line for line in body]
     return lines
@@ -87,9 +89,11 @@ from .config import TILE_OPTIONS
 
 PANEL = {PANEL}
 ROWS = 4  # batch rows per tile in add_four_rows_times_panels
-GROUP = 16  # rows whose products are computed before their gate pass (add_rows_times_panels)
+GROUP = {GROUP_ROWS}  # rows whose products are computed in one pass over the weights, then their gate pass
+COLUMN_GROUP = {COLUMN_GROUP_ROWS}  # rows of add_group_columns_times_panels
+HALF = {HALF_ROWS}  # the group tiles' rows per pass over a pair of panels
 SAME_L1_SET_BYTES = {SAME_L1_SET_BYTES}  # addresses this far apart share an L1 set (see add_rows_times_panels)
-# A whole group in one tile needs {GROUP_ROWS} vector accumulators of {PANEL} floats: 16 of the 32 zmm registers
+# A group tile holds {2 * HALF_ROWS} vector accumulators of {PANEL} floats: 16 of the 32 zmm registers
 # with 512-bit vectors, but 32 ymm (all 16 and more) without; see add_group_times_panels.
 GROUP_TILE = FULL_WIDTH_VECTORS
 
@@ -154,12 +158,20 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
         body = _body_lines(1, count * PANEL, lambda r: "acc", lambda r: "vector", lambda p: f"panel{p}")
         lines += ["    " + line for line in body]
     lines += ["", "", "@njit(**TILE_OPTIONS)",
-              "def add_group_times_panels(acc, vectors, row0, col0, packed):",
-              f'    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for all ``r < {GROUP_ROWS}`` (a full group).',
+              "def add_group_times_panels(acc, vectors, row0, rows, col0, packed):",
+              f'    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for ``r < rows``, a multiple'
+              f' of {HALF_ROWS}.',
               "",
-              f"    acc ({GROUP_ROWS}, P * {PANEL}); vectors (rows, >= col0 + K); packed (P, K, {PANEL}). Each pair of",
-              f"    panels in one {HALF_ROWS} x {2 * PANEL} tile, over the group's halves in turn (the second",
-              f"    reads the pair from cache); an odd last panel the same way in one {HALF_ROWS} x {PANEL} tile.",
+              f"    acc (>= rows, P * {PANEL}); vectors (rows, >= col0 + K); packed (P, K, {PANEL}). Each pair of",
+              f"    panels in one {HALF_ROWS} x {2 * PANEL} tile, over the rows {HALF_ROWS} at a time",
+              f"    (the later passes read the pair from cache); an odd last panel the same way in one",
+              f"    {HALF_ROWS} x {PANEL} tile.",
+              f"    So the weights stream from memory once for all the rows: up to {GROUP_ROWS} (``GROUP``) in the",
+              "    kernels. Per core this Intel Xeon reads 86-92 GB/s from L2 but 31 GB/s from L3, where",
+              "    the large and medium shapes' weights lie. 32 rows in one pass against two passes of 16 (one",
+              "    core, interleaved, best of 15, K x N: GFLOP/s): 72 x 256 100 -> 110-112, 320 x 1024 125-129 ->",
+              "    130-135, 512 x 1024 115-121 -> 124-127, 1024 x 2048 117-119 -> 120-125; the same with both",
+              "    cores running it.",
               "    Per k the pair tile loads 2 panel rows and broadcasts 8 values for 16 FMAs, where the 16 x 16 tile",
               "    loads 1 and broadcasts 16: 17 loads for 16 FMAs kept the FMA units waiting on the load ports. On",
               "    one core of an AMD Zen 5, 16 rows, 16 x 16 tile -> pair tiles (K x N, GFLOP/s): 72 x 256",
@@ -171,12 +183,14 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "    K = packed.shape[1]",
               "    zero = one_of(acc) - one_of(acc)"]
     lines += _halves_of_panels(dict(row_of=lambda r: f"acc[first + {r}]",
-                                    vector_of=lambda r: f"vectors[row0 + first + {r}]"))
+                                    vector_of=lambda r: f"vectors[row0 + first + {r}]"), "rows")
     lines += ["", "", "@njit(**TILE_OPTIONS)",
               "def add_group_columns_times_panels(acc, columns, packed):",
-              f'    """``acc[r, :] += columns[:, r] @ W`` for all ``r < {GROUP_ROWS}``: the group tile on rows stored as columns.',
+              f'    """``acc[r, :] += columns[:, r] @ W`` for all ``r < {COLUMN_GROUP_ROWS}``: the group tile on',
+              "    rows stored as columns.",
               "",
-              f"    acc ({GROUP_ROWS}, P * {PANEL}); columns (K, {GROUP_ROWS}), each k's {GROUP_ROWS} values in one 64-byte line; packed",
+              f"    acc ({COLUMN_GROUP_ROWS}, P * {PANEL}); columns (K, {COLUMN_GROUP_ROWS}), each k's "
+              f"{COLUMN_GROUP_ROWS} values in one 64-byte line; packed",
               f"    (P, K, {PANEL}). For gemm.py, whose operands come as rows or as transposed views: copying 16",
               "    of either into this layout reads and writes whole lines, where the row layout needs a scattered",
               "    transpose for the transposed ones (packing the infer_batch shape's d_pre^T that way took as long",
@@ -189,9 +203,9 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "    K = packed.shape[1]",
               "    zero = one_of(acc) - one_of(acc)"]
     lines += _halves_of_panels(dict(row_of=lambda r: f"acc[first + {r}]", vector_of=None,
-                                    columns_name="columns", column_offset="first + "))
+                                    columns_name="columns", column_offset="first + "), str(COLUMN_GROUP_ROWS))
     lines += ["", "",
-              "def added_as_float32_group(acc, vectors, row0, col0, packed):",
+              "def added_as_float32_group(acc, vectors, row0, rows, col0, packed):",
               '    """:func:`add_group_times_panels` for float32, returning True; nothing for float64, returning False',
               "    (the caller then takes 4-row tiles). Decided when the caller compiles, so float64 kernels never",
               "    compile the group tile: its accumulators, twice as wide, spill, and the 4-row tile ran faster",
@@ -202,21 +216,21 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "",
               "",
               "@overload(added_as_float32_group, jit_options=TILE_OPTIONS)",
-              "def _added_as_float32_group_typed(acc, vectors, row0, col0, packed):",
+              "def _added_as_float32_group_typed(acc, vectors, row0, rows, col0, packed):",
               "    if acc.dtype == types.float32:",
-              "        def add_group(acc, vectors, row0, col0, packed):",
-              "            add_group_times_panels(acc, vectors, row0, col0, packed)",
+              "        def add_group(acc, vectors, row0, rows, col0, packed):",
+              "            add_group_times_panels(acc, vectors, row0, rows, col0, packed)",
               "            return True",
               "        return add_group",
-              "    return lambda acc, vectors, row0, col0, packed: False"]
+              "    return lambda acc, vectors, row0, rows, col0, packed: False"]
     lines += ["", "", "@njit(**TILE_OPTIONS)",
               "def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):",
               f'    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for ``r < rows`` (``rows <= GROUP``).',
               "",
-              "    A full float32 group in one tile where vectors are 512 bits wide (``GROUP_TILE``); otherwise 4-row",
-              "    tiles over all panels, then the rows left over through the one-row tile. (Looping panel by",
-              "    panel over the tiles, to reuse each panel from L1, measured slower: 1.8 vs 1.3 ms on the small",
-              "    shape, no gain on the large one.)",
+              f"    The float32 rows in whole {HALF_ROWS}s through the group tile where vectors are 512 bits wide",
+              "    (``GROUP_TILE``); the others in 4-row tiles over all panels, then the one-row tile. (Looping",
+              "    panel by panel over the tiles, to reuse each panel from L1, measured slower: 1.8 vs 1.3 ms on the",
+              "    small shape, no gain on the large one.)",
               "",
               "    Not the group tile where ``vectors``' rows lie a multiple of 4 KiB apart: the 16 values it reads",
               "    per k then fall in one L1 set, which holds 8 lines on an AMD Zen 4, and evict each other on every",
@@ -225,11 +239,12 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "    the gate gradients) are padded to avoid such strides (``_copy.padded_row_length``): on a Zen 5,",
               "    medium LSTM training step 0.90x the time with the gate gradients padded.",
               '    """',
-              "    if GROUP_TILE and rows == GROUP and vectors.strides[0] % SAME_L1_SET_BYTES:",
-              "        if added_as_float32_group(acc, vectors, row0, col0, packed):",
-              "            return",
-              "    full = rows // ROWS * ROWS",
-              "    for r in range(0, full, ROWS):",
+              "    done = 0",
+              "    if GROUP_TILE and rows >= HALF and vectors.strides[0] % SAME_L1_SET_BYTES:",
+              "        if added_as_float32_group(acc, vectors, row0, rows - rows % HALF, col0, packed):",
+              "            done = rows - rows % HALF",
+              "    full = done + (rows - done) // ROWS * ROWS",
+              "    for r in range(done, full, ROWS):",
               "        add_four_rows_times_panels(acc, r, vectors, row0 + r, col0, packed, 0, packed.shape[0])",
               "    for r in range(full, rows):",
               "        add_one_row_times_panels(acc[r], vectors[row0 + r], col0, packed)"]

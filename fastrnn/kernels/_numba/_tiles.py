@@ -12,9 +12,11 @@ from .config import TILE_OPTIONS
 
 PANEL = 16
 ROWS = 4  # batch rows per tile in add_four_rows_times_panels
-GROUP = 16  # rows whose products are computed before their gate pass (add_rows_times_panels)
+GROUP = 32  # rows whose products are computed in one pass over the weights, then their gate pass
+COLUMN_GROUP = 16  # rows of add_group_columns_times_panels
+HALF = 8  # the group tiles' rows per pass over a pair of panels
 SAME_L1_SET_BYTES = 4096  # addresses this far apart share an L1 set (see add_rows_times_panels)
-# A whole group in one tile needs 16 vector accumulators of 16 floats: 16 of the 32 zmm registers
+# A group tile holds 16 vector accumulators of 16 floats: 16 of the 32 zmm registers
 # with 512-bit vectors, but 32 ymm (all 16 and more) without; see add_group_times_panels.
 GROUP_TILE = FULL_WIDTH_VECTORS
 
@@ -807,12 +809,19 @@ def add_one_row_times_three_panels(acc, vector, col0, packed, p0, stride):
 
 
 @njit(**TILE_OPTIONS)
-def add_group_times_panels(acc, vectors, row0, col0, packed):
-    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for all ``r < 16`` (a full group).
+def add_group_times_panels(acc, vectors, row0, rows, col0, packed):
+    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for ``r < rows``, a multiple of 8.
 
-    acc (16, P * 16); vectors (rows, >= col0 + K); packed (P, K, 16). Each pair of
-    panels in one 8 x 32 tile, over the group's halves in turn (the second
-    reads the pair from cache); an odd last panel the same way in one 8 x 16 tile.
+    acc (>= rows, P * 16); vectors (rows, >= col0 + K); packed (P, K, 16). Each pair of
+    panels in one 8 x 32 tile, over the rows 8 at a time
+    (the later passes read the pair from cache); an odd last panel the same way in one
+    8 x 16 tile.
+    So the weights stream from memory once for all the rows: up to 32 (``GROUP``) in the
+    kernels. Per core this Intel Xeon reads 86-92 GB/s from L2 but 31 GB/s from L3, where
+    the large and medium shapes' weights lie. 32 rows in one pass against two passes of 16 (one
+    core, interleaved, best of 15, K x N: GFLOP/s): 72 x 256 100 -> 110-112, 320 x 1024 125-129 ->
+    130-135, 512 x 1024 115-121 -> 124-127, 1024 x 2048 117-119 -> 120-125; the same with both
+    cores running it.
     Per k the pair tile loads 2 panel rows and broadcasts 8 values for 16 FMAs, where the 16 x 16 tile
     loads 1 and broadcasts 16: 17 loads for 16 FMAs kept the FMA units waiting on the load ports. On
     one core of an AMD Zen 5, 16 rows, 16 x 16 tile -> pair tiles (K x N, GFLOP/s): 72 x 256
@@ -829,7 +838,7 @@ def add_group_times_panels(acc, vectors, row0, col0, packed):
         offset = p * 16
         panel0 = packed[p]
         panel1 = packed[p + 1]
-        for first in range(0, 16, 8):
+        for first in range(0, rows, 8):
             out0 = acc[first + 0][offset:offset + 32]
             vec0 = vectors[row0 + first + 0][col0:col0 + K]
             out1 = acc[first + 1][offset:offset + 32]
@@ -1628,7 +1637,7 @@ def add_group_times_panels(acc, vectors, row0, col0, packed):
     for p in range(pairs_end, P, 1):
         offset = p * 16
         panel0 = packed[p]
-        for first in range(0, 16, 8):
+        for first in range(0, rows, 8):
             out0 = acc[first + 0][offset:offset + 16]
             vec0 = vectors[row0 + first + 0][col0:col0 + K]
             out1 = acc[first + 1][offset:offset + 16]
@@ -2043,7 +2052,8 @@ def add_group_times_panels(acc, vectors, row0, col0, packed):
 
 @njit(**TILE_OPTIONS)
 def add_group_columns_times_panels(acc, columns, packed):
-    """``acc[r, :] += columns[:, r] @ W`` for all ``r < 16``: the group tile on rows stored as columns.
+    """``acc[r, :] += columns[:, r] @ W`` for all ``r < 16``: the group tile on
+    rows stored as columns.
 
     acc (16, P * 16); columns (K, 16), each k's 16 values in one 64-byte line; packed
     (P, K, 16). For gemm.py, whose operands come as rows or as transposed views: copying 16
@@ -3261,7 +3271,7 @@ def add_group_columns_times_panels(acc, columns, packed):
             out7[15] += a7_15
 
 
-def added_as_float32_group(acc, vectors, row0, col0, packed):
+def added_as_float32_group(acc, vectors, row0, rows, col0, packed):
     """:func:`add_group_times_panels` for float32, returning True; nothing for float64, returning False
     (the caller then takes 4-row tiles). Decided when the caller compiles, so float64 kernels never
     compile the group tile: its accumulators, twice as wide, spill, and the 4-row tile ran faster
@@ -3272,23 +3282,23 @@ def added_as_float32_group(acc, vectors, row0, col0, packed):
 
 
 @overload(added_as_float32_group, jit_options=TILE_OPTIONS)
-def _added_as_float32_group_typed(acc, vectors, row0, col0, packed):
+def _added_as_float32_group_typed(acc, vectors, row0, rows, col0, packed):
     if acc.dtype == types.float32:
-        def add_group(acc, vectors, row0, col0, packed):
-            add_group_times_panels(acc, vectors, row0, col0, packed)
+        def add_group(acc, vectors, row0, rows, col0, packed):
+            add_group_times_panels(acc, vectors, row0, rows, col0, packed)
             return True
         return add_group
-    return lambda acc, vectors, row0, col0, packed: False
+    return lambda acc, vectors, row0, rows, col0, packed: False
 
 
 @njit(**TILE_OPTIONS)
 def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):
     """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for ``r < rows`` (``rows <= GROUP``).
 
-    A full float32 group in one tile where vectors are 512 bits wide (``GROUP_TILE``); otherwise 4-row
-    tiles over all panels, then the rows left over through the one-row tile. (Looping panel by
-    panel over the tiles, to reuse each panel from L1, measured slower: 1.8 vs 1.3 ms on the small
-    shape, no gain on the large one.)
+    The float32 rows in whole 8s through the group tile where vectors are 512 bits wide
+    (``GROUP_TILE``); the others in 4-row tiles over all panels, then the one-row tile. (Looping
+    panel by panel over the tiles, to reuse each panel from L1, measured slower: 1.8 vs 1.3 ms on the
+    small shape, no gain on the large one.)
 
     Not the group tile where ``vectors``' rows lie a multiple of 4 KiB apart: the 16 values it reads
     per k then fall in one L1 set, which holds 8 lines on an AMD Zen 4, and evict each other on every
@@ -3297,11 +3307,12 @@ def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):
     the gate gradients) are padded to avoid such strides (``_copy.padded_row_length``): on a Zen 5,
     medium LSTM training step 0.90x the time with the gate gradients padded.
     """
-    if GROUP_TILE and rows == GROUP and vectors.strides[0] % SAME_L1_SET_BYTES:
-        if added_as_float32_group(acc, vectors, row0, col0, packed):
-            return
-    full = rows // ROWS * ROWS
-    for r in range(0, full, ROWS):
+    done = 0
+    if GROUP_TILE and rows >= HALF and vectors.strides[0] % SAME_L1_SET_BYTES:
+        if added_as_float32_group(acc, vectors, row0, rows - rows % HALF, col0, packed):
+            done = rows - rows % HALF
+    full = done + (rows - done) // ROWS * ROWS
+    for r in range(done, full, ROWS):
         add_four_rows_times_panels(acc, r, vectors, row0 + r, col0, packed, 0, packed.shape[0])
     for r in range(full, rows):
         add_one_row_times_panels(acc[r], vectors[row0 + r], col0, packed)

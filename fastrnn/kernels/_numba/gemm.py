@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, types
 
 from ._aligned import empty_aligned
-from ._tiles import GROUP, PANEL, add_group_columns_times_panels
+from ._tiles import COLUMN_GROUP as GROUP, PANEL, add_group_columns_times_panels
 from ._transpose import BLOCK, copy_row_block, transpose_block
 from .config import JIT_OPTIONS, read_only
 
