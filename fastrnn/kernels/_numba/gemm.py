@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, types
 
 from ._aligned import empty_aligned
-from ._tiles import COLUMN_GROUP as GROUP, PANEL, add_group_columns_times_panels
+from ._tiles import COLUMN_GROUP, PANEL, add_group_columns_times_panels
 from ._transpose import BLOCK, copy_row_block, transpose_block
 from .config import JIT_OPTIONS, read_only
 
@@ -97,14 +97,14 @@ def pack_row_blocks(a, k0, columns):
     M, K = a.shape
     n_groups, kb = columns.shape[0], columns.shape[1]
     steps = min(kb, K - k0)
-    if steps < kb or M % GROUP:
+    if steps < kb or M % COLUMN_GROUP:
         columns[:] = 0
     if a.strides[1] == a.itemsize:  # rows: whole 16 x 16 blocks in vector registers (3.0 -> 0.68 ms here
         for g in range(n_groups):    # for the medium shape's 3200 x 1024 input-gradient operand)
             block = columns[g]
-            first = g * GROUP
-            rows = min(GROUP, M - first)
-            whole = steps - steps % BLOCK if rows == GROUP else 0
+            first = g * COLUMN_GROUP
+            rows = min(COLUMN_GROUP, M - first)
+            whole = steps - steps % BLOCK if rows == COLUMN_GROUP else 0
             for k in range(0, whole, BLOCK):
                 transpose_block(block, k, a, first, k0 + k)
             for r in range(rows):
@@ -115,8 +115,8 @@ def pack_row_blocks(a, k0, columns):
         steps_by_rows = a.T            # shape's 256 x 1600 weight-gradient operand 0.100 -> 0.051 ms)
         for g in range(n_groups):
             block = columns[g]
-            first = g * GROUP
-            if first + GROUP <= M:
+            first = g * COLUMN_GROUP
+            if first + COLUMN_GROUP <= M:
                 for k in range(steps):
                     copy_row_block(block, k, steps_by_rows, k0 + k, first)
             else:
@@ -128,8 +128,8 @@ def pack_row_blocks(a, k0, columns):
             source = a[:, k0 + k]
             for g in range(n_groups):
                 target = columns[g, k]
-                first = g * GROUP
-                for r in range(min(GROUP, M - first)):
+                first = g * COLUMN_GROUP
+                for r in range(min(COLUMN_GROUP, M - first)):
                     target[r] = source[first + r]
 
 
@@ -150,14 +150,14 @@ def multiply_packed(a, packed, first_panel, out):
     P = -(-N // PANEL)
     if first_panel < 0 or first_panel + P > packed.shape[1] or n_blocks * kb < K:
         raise ValueError("multiply_packed: the packed operand has fewer panels or steps than the product reads")
-    n_groups = -(-M // GROUP)
-    columns = np.empty((n_groups, kb, GROUP), dtype=a.dtype)
-    total = np.zeros((n_groups * GROUP, P * PANEL), dtype=a.dtype)
+    n_groups = -(-M // COLUMN_GROUP)
+    columns = np.empty((n_groups, kb, COLUMN_GROUP), dtype=a.dtype)
+    total = np.zeros((n_groups * COLUMN_GROUP, P * PANEL), dtype=a.dtype)
     for j in range(n_blocks):
         pack_row_blocks(a, j * kb, columns)
         panels = packed[j][first_panel:first_panel + P]
         for g in range(n_groups):
-            add_group_columns_times_panels(total[g * GROUP:(g + 1) * GROUP], columns[g], panels)
+            add_group_columns_times_panels(total[g * COLUMN_GROUP:(g + 1) * COLUMN_GROUP], columns[g], panels)
     for r in range(M):
         out[r] = total[r, :N]
 
