@@ -51,8 +51,9 @@ def _body_lines(rows, columns, row_of, vector_of, panel_of, columns_name=None, c
 
 def _halves_of_panels(rows_of_half, rows):
     """The loops of the group tiles, after ``K`` and ``zero`` are set: each pair of
-    panels in one tile of ``HALF_ROWS`` x 2 panels, run over the group's halves in turn (the second reads
-    the pair from cache), then an odd last panel the same way in a ``HALF_ROWS`` x 1 panel tile.
+    panels in one tile of ``HALF_ROWS`` x 2 panels, run over the group's rows ``HALF_ROWS`` at a time (the
+    later passes read the pair from cache), then an odd last panel the same way in a ``HALF_ROWS`` x 1 panel
+    tile.
 
     ``rows_of_half``: ``_body_lines``' row keywords for the half whose first row is the variable ``first``;
     ``rows``: the expression for the group's rows (a multiple of ``HALF_ROWS``).
