@@ -9,9 +9,8 @@ bytes past one, interleaved runs (K x N, GFLOP/s): 320 x 1024 125 against 94-96,
 import numpy as np
 from numba import njit
 
+from .._aligned import CACHE_LINE
 from .config import JIT_OPTIONS
-
-CACHE_LINE = 64  # bytes
 
 
 @njit(**JIT_OPTIONS)

@@ -34,10 +34,10 @@ def gate_activation_constants(like, units):
 
 
 @njit(inline="always", **JIT_OPTIONS)
-def update_state(pre, pre_row, gap, c, c_row, c_col, h, h_row, h_col, out, out_row, out_col, units):
+def update_state(pre, pre_row, units, c, c_row, c_col, h, h_row, h_col, out, out_row, out_col):
     """One step of the cell for units ``j < units`` of one row, from their pre-activations (all 2-D arrays).
 
-    pre       gate pre-activations: i, f, g, o of unit ``j`` at ``pre[pre_row, j + q * gap]``, q = 0..3
+    pre       gate pre-activations: i, f, g, o of unit ``j`` at ``pre[pre_row, j + q * units]``, q = 0..3
     c         in: c_{t-1}; out: c_t, at ``c[c_row, c_col + j]``
     h, out    receive h_t at ``h[h_row, h_col + j]`` and ``out[out_row, out_col + j]``
 
@@ -53,9 +53,9 @@ def update_state(pre, pre_row, gap, c, c_row, c_col, h, h_row, h_col, out, out_r
     # costs reference counting (32 rows x 50 steps at H = 64: 0.159 ms unsliced, 0.192 ms sliced)
     for j in range(units):
         i_g = sigmoid(pre[pre_row, np.uint64(j)])
-        f_g = sigmoid(pre[pre_row, np.uint64(gap + j)])
-        g_g = tanh(pre[pre_row, np.uint64(2 * gap + j)])
-        o_g = sigmoid(pre[pre_row, np.uint64(3 * gap + j)])
+        f_g = sigmoid(pre[pre_row, np.uint64(units + j)])
+        g_g = tanh(pre[pre_row, np.uint64(2 * units + j)])
+        o_g = sigmoid(pre[pre_row, np.uint64(3 * units + j)])
         c_new = f_g * c[c_row, np.uint64(c_col + j)] + i_g * g_g
         h_new = o_g * tanh(c_new)
         c[c_row, np.uint64(c_col + j)] = c_new
@@ -143,7 +143,7 @@ def lstm_forward_recurrence(x, lengths, packed_w, bias, h0, c0, out, h_n, c_n, g
                                                 c_states[t, b])
                             copy_row(gates[t, b], a[:G])
                         else:
-                            update_state(acc, r, H, c, r0 + r, 0, xh, r0 + r, I, out[b], t, 0, H)
+                            update_state(acc, r, H, c, r0 + r, 0, xh, r0 + r, I, out[b], t, 0)
             for r in range(n):
                 copy_row(h_n[first + r], xh[r, I:I + H])
                 copy_row(c_n[first + r], c[r])
@@ -269,7 +269,7 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
                         for q in range(4):
                             copy_row(gates[t, b, q * H + u0:q * H + u0 + PANEL], acc[q * PANEL:(q + 1) * PANEL])
                     else:
-                        update_state(acc2, 0, PANEL, c, b, u0, xh[t + 1], b, I + u0, out[b], t, u0, PANEL)
+                        update_state(acc2, 0, PANEL, c, b, u0, xh[t + 1], b, I + u0, out[b], t, u0)
                 tally[0] += 1
 
 
