@@ -12,7 +12,7 @@ import os
 PANEL = 16  # weight columns per packed panel: two 8-float AVX registers
 GROUP_ROWS = 32  # the kernels' GROUP: rows that share one pass over the weights (add_group_times_panels)
 COLUMN_GROUP_ROWS = 16  # rows of add_group_columns_times_panels (gemm.py)
-HALF_ROWS = 8  # rows of each group tile over a pair of panels
+PASS_ROWS = 8  # rows of each group tile pass over a pair of panels
 SAME_L1_SET_BYTES = 4096  # addresses this far apart share an L1 set (64 sets of 64-byte lines)
 
 
@@ -49,15 +49,15 @@ def _body_lines(rows, columns, row_of, vector_of, panel_of, columns_name=None, c
     return lines
 
 
-def _halves_of_panels(rows_of_half, rows):
+def _passes_over_panels(rows_of_pass, rows):
     """The loops of the group tiles, after ``K`` and ``zero`` are set: each pair of
-    panels in one tile of ``HALF_ROWS`` x 2 panels, run over the group's rows ``HALF_ROWS`` at a time (the
-    later passes read the pair from cache), then an odd last panel the same way in a ``HALF_ROWS`` x 1 panel
+    panels in one tile of ``PASS_ROWS`` x 2 panels, run over the group's rows ``PASS_ROWS`` at a time (the
+    later passes read the pair from cache), then an odd last panel the same way in a ``PASS_ROWS`` x 1 panel
     tile.
 
-    ``rows_of_half``: ``_body_lines``' row keywords for the half whose first row is the variable ``first``;
-    ``rows``: the expression for the group's rows (a multiple of ``HALF_ROWS``).
-    The halves are a loop, not two copies of the tile, and the odd panel is no 16-row tile of its own:
+    ``rows_of_pass``: ``_body_lines``' row keywords for the pass whose first row is the variable ``first``;
+    ``rows``: the expression for the group's rows (a multiple of ``PASS_ROWS``).
+    The passes are one loop, not a copy of the tile each, and the odd panel is no 16-row tile of its own:
     LLVM optimises the tile again in every kernel it is inlined into, and its compile time was most of
     a cold start. With two copies and a 16 x 16 odd-panel tile, on an Intel Ice Lake: each group tile
     30 s to compile, 18 s more per calling function; as a loop 13 s and 6 s, GFLOP/s the same within
@@ -68,8 +68,8 @@ def _halves_of_panels(rows_of_half, rows):
         lines += [f"    for p in range({start}, {stop}, {count}):",
                   f"        offset = p * {PANEL}"]
         lines += [f"        panel{q} = packed[p{f' + {q}' if q else ''}]" for q in range(count)]
-        lines += [f"        for first in range(0, {rows}, {HALF_ROWS}):"]
-        body = _body_lines(HALF_ROWS, count * PANEL, panel_of=lambda q: f"panel{q}", **rows_of_half)
+        lines += [f"        for first in range(0, {rows}, {PASS_ROWS}):"]
+        body = _body_lines(PASS_ROWS, count * PANEL, panel_of=lambda q: f"panel{q}", **rows_of_pass)
         lines += ["            " + line for line in body]
     return lines
 
@@ -92,9 +92,9 @@ PANEL = {PANEL}
 ROWS = 4  # batch rows per tile in add_four_rows_times_panels
 GROUP = {GROUP_ROWS}  # rows whose products are computed in one pass over the weights, then their gate pass
 COLUMN_GROUP = {COLUMN_GROUP_ROWS}  # rows of add_group_columns_times_panels
-HALF = {HALF_ROWS}  # the group tiles' rows per pass over a pair of panels
+PASS_ROWS = {PASS_ROWS}  # the group tiles' rows per pass over a pair of panels
 SAME_L1_SET_BYTES = {SAME_L1_SET_BYTES}  # addresses this far apart share an L1 set (see add_rows_times_panels)
-# A group tile holds {2 * HALF_ROWS} vector accumulators of {PANEL} floats: 16 of the 32 zmm registers
+# A group tile holds {2 * PASS_ROWS} vector accumulators of {PANEL} floats: 16 of the 32 zmm registers
 # with 512-bit vectors, but 32 ymm (all 16 and more) without; see add_group_times_panels.
 GROUP_TILE = FULL_WIDTH_VECTORS
 
@@ -161,12 +161,12 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
     lines += ["", "", "@njit(**TILE_OPTIONS)",
               "def add_group_times_panels(acc, vectors, row0, rows, col0, packed):",
               f'    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for ``r < rows``, a multiple'
-              f' of {HALF_ROWS}.',
+              f' of {PASS_ROWS}.',
               "",
               f"    acc (>= rows, P * {PANEL}); vectors (rows, >= col0 + K); packed (P, K, {PANEL}). Each pair of",
-              f"    panels in one {HALF_ROWS} x {2 * PANEL} tile, over the rows {HALF_ROWS} at a time",
+              f"    panels in one {PASS_ROWS} x {2 * PANEL} tile, over the rows {PASS_ROWS} at a time",
               f"    (the later passes read the pair from cache); an odd last panel the same way in one",
-              f"    {HALF_ROWS} x {PANEL} tile.",
+              f"    {PASS_ROWS} x {PANEL} tile.",
               f"    So the weights stream from memory once for all the rows: up to {GROUP_ROWS} (``GROUP``) in the",
               "    kernels. Per core this Intel Xeon reads 86-92 GB/s from L2 but 31 GB/s from L3, where",
               "    the large and medium shapes' weights lie. 32 rows in one pass against two passes of 16 (one",
@@ -183,7 +183,7 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               '    """',
               "    K = packed.shape[1]",
               "    zero = one_of(acc) - one_of(acc)"]
-    lines += _halves_of_panels(dict(row_of=lambda r: f"acc[first + {r}]",
+    lines += _passes_over_panels(dict(row_of=lambda r: f"acc[first + {r}]",
                                     vector_of=lambda r: f"vectors[row0 + first + {r}]"), "rows")
     lines += ["", "", "@njit(**TILE_OPTIONS)",
               "def add_group_columns_times_panels(acc, columns, packed):",
@@ -203,7 +203,7 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               '    """',
               "    K = packed.shape[1]",
               "    zero = one_of(acc) - one_of(acc)"]
-    lines += _halves_of_panels(dict(row_of=lambda r: f"acc[first + {r}]", vector_of=None,
+    lines += _passes_over_panels(dict(row_of=lambda r: f"acc[first + {r}]", vector_of=None,
                                     columns_name="columns", column_offset="first + "), str(COLUMN_GROUP_ROWS))
     lines += ["", "",
               "def added_as_float32_group(acc, vectors, row0, rows, col0, packed):",
@@ -228,7 +228,7 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):",
               f'    """``acc[r, :] += vectors[row0 + r, col0:col0 + K] @ W`` for ``r < rows`` (``rows <= GROUP``).',
               "",
-              f"    The float32 rows in whole {HALF_ROWS}s through the group tile where vectors are 512 bits wide",
+              f"    The float32 rows in whole {PASS_ROWS}s through the group tile where vectors are 512 bits wide",
               "    (``GROUP_TILE``); the others in 4-row tiles over all panels, then the one-row tile. (Looping",
               "    panel by panel over the tiles, to reuse each panel from L1, measured slower: 1.8 vs 1.3 ms on the",
               "    small shape, no gain on the large one.)",
@@ -241,9 +241,10 @@ def add_four_rows_times_panels(acc, acc_row0, vectors, row0, col0, packed, p0, p
               "    medium LSTM training step 0.90x the time with the gate gradients padded.",
               '    """',
               "    done = 0",
-              "    if GROUP_TILE and rows >= HALF and vectors.strides[0] % SAME_L1_SET_BYTES:",
-              "        if added_as_float32_group(acc, vectors, row0, rows - rows % HALF, col0, packed):",
-              "            done = rows - rows % HALF",
+              "    whole = rows - rows % PASS_ROWS",
+              "    if GROUP_TILE and whole > 0 and vectors.strides[0] % SAME_L1_SET_BYTES:",
+              "        if added_as_float32_group(acc, vectors, row0, whole, col0, packed):",
+              "            done = whole",
               "    full = done + (rows - done) // ROWS * ROWS",
               "    for r in range(done, full, ROWS):",
               "        add_four_rows_times_panels(acc, r, vectors, row0 + r, col0, packed, 0, packed.shape[0])",

@@ -14,7 +14,7 @@ PANEL = 16
 ROWS = 4  # batch rows per tile in add_four_rows_times_panels
 GROUP = 32  # rows whose products are computed in one pass over the weights, then their gate pass
 COLUMN_GROUP = 16  # rows of add_group_columns_times_panels
-HALF = 8  # the group tiles' rows per pass over a pair of panels
+PASS_ROWS = 8  # the group tiles' rows per pass over a pair of panels
 SAME_L1_SET_BYTES = 4096  # addresses this far apart share an L1 set (see add_rows_times_panels)
 # A group tile holds 16 vector accumulators of 16 floats: 16 of the 32 zmm registers
 # with 512-bit vectors, but 32 ymm (all 16 and more) without; see add_group_times_panels.
@@ -3308,9 +3308,10 @@ def add_rows_times_panels(acc, vectors, row0, rows, col0, packed):
     medium LSTM training step 0.90x the time with the gate gradients padded.
     """
     done = 0
-    if GROUP_TILE and rows >= HALF and vectors.strides[0] % SAME_L1_SET_BYTES:
-        if added_as_float32_group(acc, vectors, row0, rows - rows % HALF, col0, packed):
-            done = rows - rows % HALF
+    whole = rows - rows % PASS_ROWS
+    if GROUP_TILE and whole > 0 and vectors.strides[0] % SAME_L1_SET_BYTES:
+        if added_as_float32_group(acc, vectors, row0, whole, col0, packed):
+            done = whole
     full = done + (rows - done) // ROWS * ROWS
     for r in range(done, full, ROWS):
         add_four_rows_times_panels(acc, r, vectors, row0 + r, col0, packed, 0, packed.shape[0])
