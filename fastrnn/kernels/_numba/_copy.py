@@ -60,18 +60,22 @@ def pack_unit_group(packed, w, col0, group, n_groups):
     """
     n_gates = packed.shape[0] // n_groups
     H = 16 * n_groups
-    K = w.shape[1]
-    whole = K - K % BLOCK
     for q in range(n_gates):
-        panel = packed[q * n_groups + group]
-        row0 = q * H + 16 * group
-        for k0 in range(0, whole, BLOCK):
-            transpose_block(panel, col0 + k0, w, row0, k0)
-        rows = w[row0:row0 + 16]
-        for k in range(whole, K):
-            dst = panel[col0 + k]
-            for c in range(16):
-                dst[c] = rows[c, k]
+        pack_panel_rows(packed[q * n_groups + group], col0, w, q * H + 16 * group, 0, w.shape[1])
+
+
+@njit(**JIT_OPTIONS)
+def pack_panel_rows(panel, dst_row0, w, row0, k0, k1):
+    """``panel[dst_row0 + k - k0, c] = w[row0 + c, k]`` for ``k0 <= k < k1`` and ``c < 16``: columns ``k0 .. k1``
+    of 16 rows of ``w`` (C-contiguous), transposed into rows of one panel (2-D, C-contiguous)."""
+    whole = k0 + (k1 - k0) // BLOCK * BLOCK
+    for k in range(k0, whole, BLOCK):
+        transpose_block(panel, dst_row0 + k - k0, w, row0, k)
+    rows = w[row0:row0 + 16]
+    for k in range(whole, k1):
+        dst = panel[dst_row0 + k - k0]
+        for c in range(16):
+            dst[c] = rows[c, k]
 
 
 @njit(**JIT_OPTIONS)

@@ -137,19 +137,55 @@ def next_item(claims, done, tally, part, n_parts, n_items, step):
 
     ``tally`` (from :func:`new_tally`, the part's own): the caller adds 1 to ``tally[0]`` after each item
     it completes. A part takes its own range of items whole, with one atomic operation, and hands them
-    out one by one; then it adds what it finished to ``done`` and waits for the step to be done,
-    spinning with the pause hint and, after a while, yielding the core on every turn. Every
-    :data:`TURNS_BETWEEN_STEALS` turns it takes over the range of another part that has not taken its
-    own yet, and while that keeps finding ranges (another part is absent: asleep, descheduled or not
-    run yet) it looks without waiting first.
+    out one by one; then it adds what it finished to ``done`` and waits for the step to be done as
+    :func:`next_stolen_item` says.
     """
     if tally[2] < tally[3]:
         return _hold(tally, tally[2], tally[3])
     first, last = chunk_bounds(part, n_parts, n_items)
     if first < last and _take_range(claims, part, n_parts, step, False):
         return _hold(tally, first, last)
-    total = atomic_add(done, step * LINE, tally[0]) + tally[0]
-    tally[0] = 0
+    return next_stolen_item(claims, done, tally, part, n_parts, n_items, step)
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def take_own_range(claims, part, n_parts, n_items, step):
+    """``part``'s own items ``[first, last)`` of ``step``, taken whole with one atomic operation; an empty
+    range if another part took them first (or the part owns none). For a kernel that works through
+    its own range itself and then calls :func:`next_stolen_item` to finish the step."""
+    first, last = chunk_bounds(part, n_parts, n_items)
+    if first < last and _take_range(claims, part, n_parts, step, False):
+        return first, last
+    return first, first
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def report_done(done, tally, step):
+    """Add the items counted in ``tally[0]`` to ``step``'s ``done`` counter now (at once visible to the
+    parts waiting on it), and zero the count."""
+    if tally[0]:
+        atomic_add(done, step * LINE, tally[0])
+        tally[0] = 0
+
+
+@njit(**JIT_OPTIONS)
+def next_stolen_item(claims, done, tally, part, n_parts, n_items, step):
+    """After ``part`` is through its own range of ``step``: the next item of a range it took over from
+    another part, or -1 once every item of the step is done.
+
+    It adds what it finished (``tally[0]``) to ``done`` and waits for the step to be done, spinning with
+    the pause hint and, after a while, yielding the core on every turn. Every
+    :data:`TURNS_BETWEEN_STEALS` turns it takes over the range of another part that has not taken its
+    own yet, and while that keeps finding ranges (another part is absent: asleep, descheduled or not
+    run yet) it looks without waiting first.
+    """
+    if tally[2] < tally[3]:
+        return _hold(tally, tally[2], tally[3])
+    if tally[0]:
+        total = atomic_add(done, step * LINE, tally[0]) + tally[0]
+        tally[0] = 0
+    else:
+        total = atomic_load(done, step * LINE)
     turns = 0
     while total < n_items:
         if tally[1] or turns % TURNS_BETWEEN_STEALS == TURNS_BETWEEN_STEALS - 1:

@@ -9,9 +9,10 @@ import numpy as np
 from numba import njit, prange
 
 from ._aligned import empty_aligned
-from ._copy import (copy_row, copy_rows, fill_rows, pack_unit_group, pack_unit_group_bias, padded_row_length,
-                    zero_rows)
-from ._sync import claim_block, new_block_counter, new_counters, new_tally, next_item, rows_per_block
+from ._copy import copy_row, copy_rows, fill_rows, pack_panel_rows, pack_unit_group_bias, padded_row_length, zero_rows
+from ._chunks import chunk_bounds
+from ._sync import (claim_block, new_block_counter, new_counters, new_tally, next_item, next_stolen_item,
+                    report_done, rows_per_block, take_own_range)
 from ._tiles import (GROUP, PANEL, add_one_row_times_four_panels, add_one_row_times_panels,
                      add_one_row_times_three_panels, add_rows_times_panels)
 from .activations import one_of, sigmoid, tanh
@@ -215,6 +216,97 @@ def lstm_backward_recurrence(grad_out, lengths, packed_w_hh, c0, gates, tanh_c, 
                             copy_row(dh[first + r0 + r], acc[r, :H])
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def part_panels(packed, first, last, I, H):
+    """``(early, late)``: the packed weights of hidden-unit groups ``[first, last)`` (one part's, see
+    :func:`lstm_forward_columns`), ``n = last - first`` of them, each with its i, f, g, o panels.
+
+    early (4n, I + 16n, 16)  rows of ``[W_ih | W_hh]^T`` for the inputs, then for the groups' own units
+    late  (4n, H - 16n, 16)  rows for the other units, in order
+    Gate ``q`` of group ``g`` is panel ``q n + g - first`` of each. ``packed`` (4 (I + H) 16 G,) holds every
+    part's pair, in the order of their groups."""
+    n = last - first
+    region = packed[first * 4 * (I + H) * PANEL:last * 4 * (I + H) * PANEL]
+    split = 4 * n * (I + PANEL * n) * PANEL
+    return (region[:split].reshape((4 * n, I + PANEL * n, PANEL)),
+            region[split:].reshape((4 * n, H - PANEL * n, PANEL)))
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def pack_part_group(early, late, packed_bias, w_ih, w_hh, bias, group, first, last):
+    """Pack group ``group``'s rows of ``w_ih`` (4H, I) and ``w_hh`` (4H, H) into the ``early`` and ``late``
+    panels of the part whose groups are ``[first, last)`` (:func:`part_panels`), its biases into
+    ``packed_bias[group]``."""
+    I, H = w_ih.shape[1], w_hh.shape[1]
+    n = last - first
+    u0, u1 = PANEL * first, PANEL * last
+    for q in range(4):
+        row0 = q * H + PANEL * group
+        slot = q * n + group - first
+        pack_panel_rows(early[slot], 0, w_ih, row0, 0, I)
+        pack_panel_rows(early[slot], I, w_hh, row0, u0, u1)
+        pack_panel_rows(late[slot], 0, w_hh, row0, 0, u0)
+        pack_panel_rows(late[slot], u0, w_hh, row0, u1, H)
+    pack_unit_group_bias(packed_bias, bias, group)
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def start_part_groups(acc, vector, early, packed_bias, first, last, g0, g1, t, xh, lengths):
+    """Start step ``t`` of groups ``[g0, g1)`` (of the part whose groups are ``[first, last)``) for every
+    running row: ``acc[g - g0, b]`` (64,) = the group's biases + ``[x_t | its units of h_{t-1}] @ early``,
+    the products that need nothing of the other parts' units. ``vector`` (B, >= I + H): work rows."""
+    H = 16 * packed_bias.shape[0]
+    I = xh.shape[2] - H
+    n = last - first
+    for b in range(xh.shape[1]):
+        if t >= lengths[b]:
+            continue
+        row, v = xh[t, b], vector[b]
+        for j in range(I):
+            v[j] = row[j]
+        for j in range(PANEL * n):
+            v[I + j] = row[I + PANEL * first + j]
+        for group in range(g0, g1):
+            copy_row(acc[group - g0, b], packed_bias[group])
+            add_one_row_times_four_panels(acc[group - g0, b], v, 0, early, group - first, n)
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def finish_part_groups(acc, vector, late, first, last, g0, g1, t, xh, lengths, c, out, gates, tanh_c, c_states,
+                       save, gate_scale, gate_shift):
+    """Finish step ``t`` of groups ``[g0, g1)`` that :func:`start_part_groups` started: add the other units
+    of ``h_{t-1}`` times ``late``, then the gate pass, which writes ``h_t`` into ``xh[t + 1]`` (a finished
+    row carries its state on)."""
+    H = c.shape[1]
+    I = xh.shape[2] - H
+    n = last - first
+    u0, u1 = PANEL * first, PANEL * last
+    for b in range(xh.shape[1]):
+        if t >= lengths[b]:
+            for j in range(PANEL * g0, PANEL * g1):
+                xh[t + 1, b, I + j] = xh[t, b, I + j]
+            continue
+        row, v = xh[t, b], vector[b]
+        for j in range(u0):
+            v[j] = row[I + j]
+        for j in range(u1, H):
+            v[j - PANEL * n] = row[I + j]
+        for group in range(g0, g1):
+            pre = acc[group - g0]
+            if H > PANEL * n:
+                add_one_row_times_four_panels(pre[b], v, 0, late, group - first, n)
+            g_u0 = PANEL * group
+            if save:
+                h_row = xh[t + 1, b, I + g_u0:I + g_u0 + PANEL]
+                c_row, out_row = c[b, g_u0:g_u0 + PANEL], out[b, t, g_u0:g_u0 + PANEL]
+                update_state_saving(pre[b], pre[b], PANEL, gate_scale, gate_shift, c_row, h_row, out_row,
+                                    tanh_c[t, b, g_u0:g_u0 + PANEL], c_states[t, b, g_u0:g_u0 + PANEL])
+                for q in range(4):
+                    copy_row(gates[t, b, q * H + g_u0:q * H + g_u0 + PANEL], pre[b, q * PANEL:(q + 1) * PANEL])
+            else:
+                update_state(pre, b, PANEL, c, b, g_u0, xh[t + 1], b, I + g_u0, out[b], t, g_u0)
+
+
 @njit(**PARALLEL_OPTIONS)
 def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c_states, save, n_parts):
     """Run the LSTM with each step's hidden units split across threads (batches smaller than the
@@ -223,57 +315,71 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
     xh        (T+1, B, I+H)  in: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in ``xh[0, :, I:]``; receives ``h_t`` in
                             ``xh[t+1, :, I:]`` (a finished row's state is carried on, so ``xh[T, :, I:]`` is h_n).
                             Every step writes a fresh row, so no thread overwrites a state another still reads.
-    w_ih (4H, I), w_hh (4H, H)  the weights as stored (H = 16G); the parts first pack them into the batch
-                            kernel's panels, each the groups it owns (packing is the first step of shared work)
+    w_ih (4H, I), w_hh (4H, H)  the weights as stored (H = 16G); the parts first pack them, each its own
+                            groups' (:func:`part_panels`: packing is the first stage of shared work)
     bias      (64G,)         ``b_ih + b_hh``
     c         (B, H)         in: c0; out: c_n
     out, gates, tanh_c, c_states, save: as :func:`lstm_forward_recurrence`
     n_parts                  parts of the parallel loop (the thread count); they share the work as ``_sync`` says
 
-    A work item is one group of 16 hidden units: its i, f, g, o panels (G panels apart), then its gate pass.
+    A work item is one group of 16 hidden units: its i, f, g, o products, then its gate pass. A part
+    starts its own groups' step t before step t - 1 is done everywhere: their products with ``x_t`` and
+    with the units of ``h_{t-1}`` it computed itself. Only the products with the other parts' units wait
+    for the step's end, so the wait for them (and for the step counter's cache line) passes in work.
     """
     T, B = xh.shape[0] - 1, xh.shape[1]
     H = c.shape[1]
     I = xh.shape[2] - H
     n_groups = H // PANEL
-    packed_w = empty_aligned((4 * n_groups, I + H, PANEL), xh)  # shared by the parts
+    packed = empty_aligned((4 * (I + H) * H,), xh)  # shared by the parts, see part_panels
     packed_bias = np.empty((n_groups, 4 * PANEL), dtype=xh.dtype)  # a group's i, f, g, o biases side by side
-    claims, done = new_counters(T + 1, n_parts)  # step 0 packs, step t + 1 computes time step t
+    claims, done = new_counters(T + 1, n_parts)  # stage 0 packs, stage t + 1 computes time step t
     gate_scale, gate_shift = gate_activation_constants(xh, PANEL)
     for part in prange(n_parts):
-        acc = np.empty(4 * PANEL, dtype=xh.dtype)
-        acc2 = acc.reshape((1, 4 * PANEL))  # the same memory, as update_state takes it
+        own_first, own_last = chunk_bounds(part, n_parts, n_groups)
+        early, late = part_panels(packed, own_first, own_last, I, H)
+        acc = np.empty((max(1, own_last - own_first), B, 4 * PANEL), dtype=xh.dtype)
+        vector = np.empty((B, I + H), dtype=xh.dtype)
+        taken_acc = np.empty((1, B, 4 * PANEL), dtype=xh.dtype)  # for a group taken over from another part
+        taken_vector = np.empty((B, I + H), dtype=xh.dtype)
         tally = new_tally()
-        while True:
-            group = next_item(claims, done, tally, part, n_parts, n_groups, 0)
-            if group < 0:
-                break
-            pack_unit_group(packed_w, w_ih, 0, group, n_groups)
-            pack_unit_group(packed_w, w_hh, I, group, n_groups)
-            pack_unit_group_bias(packed_bias, bias, group)
-            tally[0] += 1
-        for t in range(T):
-            while True:
-                group = next_item(claims, done, tally, part, n_parts, n_groups, t + 1)
-                if group < 0:
-                    break
-                u0 = group * PANEL
-                for b in range(B):
-                    h_prev, h_row = xh[t, b, I + u0:I + u0 + PANEL], xh[t + 1, b, I + u0:I + u0 + PANEL]
-                    if t >= lengths[b]:
-                        copy_row(h_row, h_prev)
-                        continue
-                    copy_row(acc, packed_bias[group])
-                    add_one_row_times_four_panels(acc, xh[t, b], 0, packed_w, group, n_groups)
-                    if save:
-                        c_row, out_row = c[b, u0:u0 + PANEL], out[b, t, u0:u0 + PANEL]
-                        update_state_saving(acc, acc, PANEL, gate_scale, gate_shift, c_row, h_row, out_row,
-                                            tanh_c[t, b, u0:u0 + PANEL], c_states[t, b, u0:u0 + PANEL])
-                        for q in range(4):
-                            copy_row(gates[t, b, q * H + u0:q * H + u0 + PANEL], acc[q * PANEL:(q + 1) * PANEL])
+        started = False  # whether the stage's own groups start before the stage before is done everywhere
+        for stage in range(T + 2):
+            t = stage - 1
+            first, last = own_first, own_first
+            if stage <= T:
+                first, last = take_own_range(claims, part, n_parts, n_groups, stage)
+            if stage == 0:
+                for group in range(first, last):
+                    pack_part_group(early, late, packed_bias, w_ih, w_hh, bias, group, own_first, own_last)
+            elif started:
+                start_part_groups(acc, vector, early, packed_bias, first, last, first, last, t, xh, lengths)
+            if stage > 0:  # finish stage - 1: wait for it, taking over the range of a part that is absent
+                while True:
+                    group = next_stolen_item(claims, done, tally, part, n_parts, n_groups, stage - 1)
+                    if group < 0:
+                        break
+                    owner = 0
+                    while chunk_bounds(owner, n_parts, n_groups)[1] <= group:
+                        owner += 1
+                    g_first, g_last = chunk_bounds(owner, n_parts, n_groups)
+                    g_early, g_late = part_panels(packed, g_first, g_last, I, H)
+                    if stage == 1:
+                        pack_part_group(g_early, g_late, packed_bias, w_ih, w_hh, bias, group, g_first, g_last)
                     else:
-                        update_state(acc2, 0, PANEL, c, b, u0, xh[t + 1], b, I + u0, out[b], t, u0)
-                tally[0] += 1
+                        start_part_groups(taken_acc, taken_vector, g_early, packed_bias, g_first, g_last, group,
+                                          group + 1, t - 1, xh, lengths)
+                        finish_part_groups(taken_acc, taken_vector, g_late, g_first, g_last, group, group + 1, t - 1,
+                                           xh, lengths, c, out, gates, tanh_c, c_states, save, gate_scale, gate_shift)
+                    tally[0] += 1
+                if last > first:
+                    if not started:
+                        start_part_groups(acc, vector, early, packed_bias, first, last, first, last, t, xh, lengths)
+                    finish_part_groups(acc, vector, late, first, last, first, last, t, xh, lengths, c, out, gates,
+                                       tanh_c, c_states, save, gate_scale, gate_shift)
+            tally[0] += last - first
+            report_done(done, tally, stage)
+            started = last > first
 
 
 @njit(**PARALLEL_OPTIONS)
