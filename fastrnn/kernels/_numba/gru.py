@@ -7,9 +7,10 @@ import numpy as np
 from numba import njit, prange
 
 from ._aligned import empty_aligned
-from ._copy import (copy_row, copy_rows, fill_rows, pack_unit_group, pack_unit_group_bias, padded_row_length,
-                    zero_rows)
-from ._sync import claim_block, new_block_counter, new_counters, new_tally, next_item, rows_per_block
+from ._chunks import chunk_bounds
+from ._copy import copy_row, copy_rows, fill_rows, pack_panel_rows, pack_unit_group_bias, padded_row_length, zero_rows
+from ._sync import (claim_block, new_block_counter, new_counters, new_tally, next_stolen_item, report_done,
+                    rows_per_block, take_own_range)
 from ._tiles import GROUP, PANEL, add_one_row_times_three_panels, add_rows_times_panels
 from .activations import one_of, sigmoid, tanh
 from .config import JIT_OPTIONS, PARALLEL_OPTIONS
@@ -175,6 +176,108 @@ def gru_backward_recurrence(grad_out, lengths, packed_w_hh, h0, out, gates, hidd
                                 dh[b, j] += acc[r, j]
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def part_panels(packed, first, last, I, H):
+    """``(inputs, own, late)``: the packed weights of hidden-unit groups ``[first, last)`` (one part's, see
+    :func:`gru_forward_columns`), ``n = last - first`` of them, each with its r, z, n panels.
+
+    inputs (3n, I, 16)       ``W_ih^T``'s rows
+    own    (3n, 16n, 16)     ``W_hh^T``'s rows for the groups' own units
+    late   (3n, H - 16n, 16)  ``W_hh^T``'s rows for the other units, in order
+    Gate ``q`` of group ``g`` is panel ``q n + g - first`` of each. ``packed`` (3 (I + H) 16 G,) holds every
+    part's three, in the order of their groups."""
+    n = last - first
+    region = packed[first * 3 * (I + H) * PANEL:last * 3 * (I + H) * PANEL]
+    own_start = 3 * n * I * PANEL
+    late_start = own_start + 3 * n * PANEL * n * PANEL
+    return (region[:own_start].reshape((3 * n, I, PANEL)),
+            region[own_start:late_start].reshape((3 * n, PANEL * n, PANEL)),
+            region[late_start:].reshape((3 * n, H - PANEL * n, PANEL)))
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def pack_part_group(inputs, own, late, packed_b_ih, packed_b_hh, w_ih, b_ih, w_hh, b_hh, group, first, last):
+    """Pack group ``group``'s rows of ``w_ih`` (3H, I) and ``w_hh`` (3H, H) into the panels of the part whose
+    groups are ``[first, last)`` (:func:`part_panels`), its biases into ``packed_b_ih[group]`` and
+    ``packed_b_hh[group]``."""
+    I, H = w_ih.shape[1], w_hh.shape[1]
+    n = last - first
+    u0, u1 = PANEL * first, PANEL * last
+    for q in range(3):
+        row0 = q * H + PANEL * group
+        slot = q * n + group - first
+        pack_panel_rows(inputs[slot], 0, w_ih, row0, 0, I)
+        pack_panel_rows(own[slot], 0, w_hh, row0, u0, u1)
+        pack_panel_rows(late[slot], 0, w_hh, row0, 0, u0)
+        pack_panel_rows(late[slot], u0, w_hh, row0, u1, H)
+    pack_unit_group_bias(packed_b_ih, b_ih, group)
+    pack_unit_group_bias(packed_b_hh, b_hh, group)
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def start_part_groups(from_x, from_h, inputs, own, packed_b_ih, packed_b_hh, first, last, g0, g1, t, xh, lengths):
+    """Start step ``t`` of groups ``[g0, g1)`` (of the part whose groups are ``[first, last)``) for every
+    running row: ``from_x[g - g0, b]`` (48,) = ``b_ih + W_ih x_t`` and ``from_h[g - g0, b]`` = ``b_hh`` + the
+    product with the groups' own units of ``h_{t-1}``, what needs nothing of the other parts' units."""
+    H = PANEL * packed_b_ih.shape[0]
+    I = xh.shape[2] - H
+    n = last - first
+    for b in range(xh.shape[1]):
+        if t >= lengths[b]:
+            continue
+        row = xh[t, b]
+        for group in range(g0, g1):
+            copy_row(from_x[group - g0, b], packed_b_ih[group])
+            copy_row(from_h[group - g0, b], packed_b_hh[group])
+            add_one_row_times_three_panels(from_x[group - g0, b], row, 0, inputs, group - first, n)
+            add_one_row_times_three_panels(from_h[group - g0, b], row, I + PANEL * first, own, group - first, n)
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def finish_part_groups(from_x, from_h, vector, late, first, last, g0, g1, t, xh, lengths, out, gates, hidden_n,
+                       save):
+    """Finish step ``t`` of groups ``[g0, g1)`` that :func:`start_part_groups` started: add the other units
+    of ``h_{t-1}`` (copied into the work rows ``vector`` (B, >= H)) times ``late``, then the gate pass, which
+    writes ``h_t`` into ``xh[t + 1]`` (a finished row carries its state on)."""
+    H = out.shape[2]
+    I = xh.shape[2] - H
+    n = last - first
+    u0, u1 = PANEL * first, PANEL * last
+    one = one_of(xh)
+    for b in range(xh.shape[1]):
+        if t >= lengths[b]:
+            for j in range(PANEL * g0, PANEL * g1):
+                xh[t + 1, b, I + j] = xh[t, b, I + j]
+            continue
+        row, v = xh[t, b], vector[b]
+        for j in range(u0):
+            v[j] = row[I + j]
+        for j in range(u1, H):
+            v[j - PANEL * n] = row[I + j]
+        for group in range(g0, g1):
+            acc_x, acc_h = from_x[group - g0, b], from_h[group - g0, b]
+            if H > PANEL * n:
+                add_one_row_times_three_panels(acc_h, v, 0, late, group - first, n)
+            g_u0 = PANEL * group
+            h_prev, h_row = row[I + g_u0:I + g_u0 + PANEL], xh[t + 1, b, I + g_u0:I + g_u0 + PANEL]
+            if save:
+                copy_row(hidden_n[t, b, g_u0:g_u0 + PANEL], acc_h[2 * PANEL:])
+            r_g, z_g, n_g = acc_h[:PANEL], acc_h[PANEL:2 * PANEL], acc_h[2 * PANEL:]
+            x_r, x_z, x_n = acc_x[:PANEL], acc_x[PANEL:2 * PANEL], acc_x[2 * PANEL:]
+            for j in range(PANEL):
+                r_g[j] = sigmoid(x_r[j] + r_g[j])
+            for j in range(PANEL):
+                z_g[j] = sigmoid(x_z[j] + z_g[j])
+            for j in range(PANEL):
+                n_g[j] = tanh(x_n[j] + r_g[j] * n_g[j])
+            for j in range(PANEL):
+                h_row[j] = (one - z_g[j]) * n_g[j] + z_g[j] * h_prev[j]
+            copy_row(out[b, t, g_u0:g_u0 + PANEL], h_row)
+            if save:
+                for q in range(3):
+                    copy_row(gates[t, b, q * H + g_u0:q * H + g_u0 + PANEL], acc_h[q * PANEL:(q + 1) * PANEL])
+
+
 @njit(**PARALLEL_OPTIONS)
 def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_n, save, n_parts):
     """Run the GRU with each step's hidden units split across threads (batches smaller than the
@@ -182,65 +285,74 @@ def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_
 
     xh        (T+1, B, I+H)  in: ``x_t`` in ``xh[t, :, :I]``, ``h0`` in ``xh[0, :, I:]``; receives ``h_t`` in
                             ``xh[t+1, :, I:]`` (finished rows carried on: ``xh[T, :, I:]`` is h_n)
-    w_ih (3H, I), w_hh (3H, H)  the weights as stored (H = 16G), packed by the parts as in :func:`lstm_forward_columns`
+    w_ih (3H, I), w_hh (3H, H)  the weights as stored (H = 16G); the parts first pack them, each its own
+                            groups' (:func:`part_panels`: packing is the first stage of shared work)
     b_ih, b_hh (3H,)         biases
     out, gates, hidden_n, save: as :func:`gru_forward_recurrence`
     n_parts   parts of the parallel loop (the thread count); they share the work as ``_sync`` says
 
-    A work item is one group of 16 hidden units: its r, z, n panels on both sides, then its gate pass.
+    A work item is one group of 16 hidden units: its r, z, n products on both sides, then its gate pass.
+    As in :func:`.lstm.lstm_forward_columns`, a part starts its own groups' step t before step t - 1 is
+    done everywhere (the input side, and the units of ``h_{t-1}`` it computed itself); only the other
+    parts' units wait for the step's end.
     """
     T, B = xh.shape[0] - 1, xh.shape[1]
     H = out.shape[2]
     I = xh.shape[2] - H
     n_groups = H // PANEL
-    packed_ih = empty_aligned((3 * n_groups, I, PANEL), xh)  # shared by the parts
-    packed_hh = empty_aligned((3 * n_groups, H, PANEL), xh)
+    packed = empty_aligned((3 * (I + H) * H,), xh)  # shared by the parts, see part_panels
     packed_b_ih = np.empty((n_groups, 3 * PANEL), dtype=xh.dtype)  # a group's r, z, n biases side by side
     packed_b_hh = np.empty((n_groups, 3 * PANEL), dtype=xh.dtype)
-    claims, done = new_counters(T + 1, n_parts)  # step 0 packs, step t + 1 computes time step t
-    one = one_of(xh)
+    claims, done = new_counters(T + 1, n_parts)  # stage 0 packs, stage t + 1 computes time step t
     for part in prange(n_parts):
-        from_x = np.empty(3 * PANEL, dtype=xh.dtype)
-        from_h = np.empty(3 * PANEL, dtype=xh.dtype)
+        own_first, own_last = chunk_bounds(part, n_parts, n_groups)
+        inputs, own, late = part_panels(packed, own_first, own_last, I, H)
+        count = max(1, own_last - own_first)
+        from_x = np.empty((count, B, 3 * PANEL), dtype=xh.dtype)
+        from_h = np.empty((count, B, 3 * PANEL), dtype=xh.dtype)
+        vector = np.empty((B, H), dtype=xh.dtype)
+        taken_x = np.empty((1, B, 3 * PANEL), dtype=xh.dtype)  # for a group taken over from another part
+        taken_h = np.empty((1, B, 3 * PANEL), dtype=xh.dtype)
+        taken_vector = np.empty((B, H), dtype=xh.dtype)
         tally = new_tally()
-        while True:
-            group = next_item(claims, done, tally, part, n_parts, n_groups, 0)
-            if group < 0:
-                break
-            pack_unit_group(packed_ih, w_ih, 0, group, n_groups)
-            pack_unit_group(packed_hh, w_hh, 0, group, n_groups)
-            pack_unit_group_bias(packed_b_ih, b_ih, group)
-            pack_unit_group_bias(packed_b_hh, b_hh, group)
-            tally[0] += 1
-        for t in range(T):
-            while True:
-                group = next_item(claims, done, tally, part, n_parts, n_groups, t + 1)
-                if group < 0:
-                    break
-                u0 = group * PANEL
-                for b in range(B):
-                    h_prev, h_row = xh[t, b, I + u0:I + u0 + PANEL], xh[t + 1, b, I + u0:I + u0 + PANEL]
-                    if t >= lengths[b]:
-                        copy_row(h_row, h_prev)
-                        continue
-                    copy_row(from_x, packed_b_ih[group])
-                    copy_row(from_h, packed_b_hh[group])
-                    add_one_row_times_three_panels(from_x, xh[t, b], 0, packed_ih, group, n_groups)
-                    add_one_row_times_three_panels(from_h, xh[t, b], I, packed_hh, group, n_groups)
-                    if save:
-                        copy_row(hidden_n[t, b, u0:u0 + PANEL], from_h[2 * PANEL:])
-                    r_g, z_g, n_g = from_h[:PANEL], from_h[PANEL:2 * PANEL], from_h[2 * PANEL:]
-                    x_r, x_z, x_n = from_x[:PANEL], from_x[PANEL:2 * PANEL], from_x[2 * PANEL:]
-                    for j in range(PANEL):
-                        r_g[j] = sigmoid(x_r[j] + r_g[j])
-                    for j in range(PANEL):
-                        z_g[j] = sigmoid(x_z[j] + z_g[j])
-                    for j in range(PANEL):
-                        n_g[j] = tanh(x_n[j] + r_g[j] * n_g[j])
-                    for j in range(PANEL):
-                        h_row[j] = (one - z_g[j]) * n_g[j] + z_g[j] * h_prev[j]
-                    copy_row(out[b, t, u0:u0 + PANEL], h_row)
-                    if save:
-                        for q in range(3):
-                            copy_row(gates[t, b, q * H + u0:q * H + u0 + PANEL], from_h[q * PANEL:(q + 1) * PANEL])
-                tally[0] += 1
+        started = False  # whether the stage's own groups start before the stage before is done everywhere
+        for stage in range(T + 2):
+            t = stage - 1
+            first, last = own_first, own_first
+            if stage <= T:
+                first, last = take_own_range(claims, part, n_parts, n_groups, stage)
+            if stage == 0:
+                for group in range(first, last):
+                    pack_part_group(inputs, own, late, packed_b_ih, packed_b_hh, w_ih, b_ih, w_hh, b_hh, group,
+                                    own_first, own_last)
+            elif started:
+                start_part_groups(from_x, from_h, inputs, own, packed_b_ih, packed_b_hh, first, last, first, last, t,
+                                  xh, lengths)
+            if stage > 0:  # finish stage - 1: wait for it, taking over the range of a part that is absent
+                while True:
+                    group = next_stolen_item(claims, done, tally, part, n_parts, n_groups, stage - 1)
+                    if group < 0:
+                        break
+                    owner = 0
+                    while chunk_bounds(owner, n_parts, n_groups)[1] <= group:
+                        owner += 1
+                    g_first, g_last = chunk_bounds(owner, n_parts, n_groups)
+                    g_inputs, g_own, g_late = part_panels(packed, g_first, g_last, I, H)
+                    if stage == 1:
+                        pack_part_group(g_inputs, g_own, g_late, packed_b_ih, packed_b_hh, w_ih, b_ih, w_hh, b_hh,
+                                        group, g_first, g_last)
+                    else:
+                        start_part_groups(taken_x, taken_h, g_inputs, g_own, packed_b_ih, packed_b_hh, g_first,
+                                          g_last, group, group + 1, t - 1, xh, lengths)
+                        finish_part_groups(taken_x, taken_h, taken_vector, g_late, g_first, g_last, group, group + 1,
+                                           t - 1, xh, lengths, out, gates, hidden_n, save)
+                    tally[0] += 1
+                if last > first:
+                    if not started:
+                        start_part_groups(from_x, from_h, inputs, own, packed_b_ih, packed_b_hh, first, last, first,
+                                          last, t, xh, lengths)
+                    finish_part_groups(from_x, from_h, vector, late, first, last, first, last, t, xh, lengths, out,
+                                       gates, hidden_n, save)
+            tally[0] += last - first
+            report_done(done, tally, stage)
+            started = last > first
