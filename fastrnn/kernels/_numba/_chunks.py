@@ -18,3 +18,12 @@ def chunk_count(batch):
 def chunk_bounds(chunk, n_chunks, batch):
     """Rows ``[first, last)`` of chunk ``chunk`` out of ``n_chunks`` over ``batch`` rows."""
     return chunk * batch // n_chunks, (chunk + 1) * batch // n_chunks
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def chunk_of(row, n_chunks, batch):
+    """The chunk whose :func:`chunk_bounds` hold ``row`` (``0 <= row < batch``)."""
+    chunk = 0
+    while chunk_bounds(chunk, n_chunks, batch)[1] <= row:
+        chunk += 1
+    return chunk

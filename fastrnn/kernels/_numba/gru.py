@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._aligned import empty_aligned
-from ._chunks import chunk_bounds
+from ._chunks import chunk_bounds, chunk_of
 from ._copy import copy_row, copy_rows, fill_rows, pack_panel_rows, pack_unit_group_bias, padded_row_length, zero_rows
 from ._sync import (claim_block, new_block_counter, new_counters, new_tally, next_stolen_item, report_done,
                     rows_per_block, take_own_range)
@@ -316,7 +316,7 @@ def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_
         taken_vector = np.empty((B, H), dtype=xh.dtype)
         tally = new_tally()
         started = False  # whether the stage's own groups start before the stage before is done everywhere
-        for stage in range(T + 2):
+        for stage in range(T + 2):  # stage T + 1 only finishes stage T
             t = stage - 1
             first, last = own_first, own_first
             if stage <= T:
@@ -333,10 +333,7 @@ def gru_forward_columns(xh, lengths, w_ih, b_ih, w_hh, b_hh, out, gates, hidden_
                     group = next_stolen_item(claims, done, tally, part, n_parts, n_groups, stage - 1)
                     if group < 0:
                         break
-                    owner = 0
-                    while chunk_bounds(owner, n_parts, n_groups)[1] <= group:
-                        owner += 1
-                    g_first, g_last = chunk_bounds(owner, n_parts, n_groups)
+                    g_first, g_last = chunk_bounds(chunk_of(group, n_parts, n_groups), n_parts, n_groups)
                     g_inputs, g_own, g_late = part_panels(packed, g_first, g_last, I, H)
                     if stage == 1:
                         pack_part_group(g_inputs, g_own, g_late, packed_b_ih, packed_b_hh, w_ih, b_ih, w_hh, b_hh,

@@ -9,8 +9,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._aligned import empty_aligned
+from ._chunks import chunk_bounds, chunk_of
 from ._copy import copy_row, copy_rows, fill_rows, pack_panel_rows, pack_unit_group_bias, padded_row_length, zero_rows
-from ._chunks import chunk_bounds
 from ._sync import (claim_block, new_block_counter, new_counters, new_tally, next_item, next_stolen_item,
                     report_done, rows_per_block, take_own_range)
 from ._tiles import (GROUP, PANEL, add_one_row_times_four_panels, add_one_row_times_panels,
@@ -255,7 +255,7 @@ def start_part_groups(acc, vector, early, packed_bias, first, last, g0, g1, t, x
     """Start step ``t`` of groups ``[g0, g1)`` (of the part whose groups are ``[first, last)``) for every
     running row: ``acc[g - g0, b]`` (64,) = the group's biases + ``[x_t | its units of h_{t-1}] @ early``,
     the products that need nothing of the other parts' units. ``vector`` (B, >= I + H): work rows."""
-    H = 16 * packed_bias.shape[0]
+    H = PANEL * packed_bias.shape[0]
     I = xh.shape[2] - H
     n = last - first
     for b in range(xh.shape[1]):
@@ -344,7 +344,7 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
         taken_vector = np.empty((B, I + H), dtype=xh.dtype)
         tally = new_tally()
         started = False  # whether the stage's own groups start before the stage before is done everywhere
-        for stage in range(T + 2):
+        for stage in range(T + 2):  # stage T + 1 only finishes stage T
             t = stage - 1
             first, last = own_first, own_first
             if stage <= T:
@@ -359,10 +359,7 @@ def lstm_forward_columns(xh, lengths, w_ih, w_hh, bias, c, out, gates, tanh_c, c
                     group = next_stolen_item(claims, done, tally, part, n_parts, n_groups, stage - 1)
                     if group < 0:
                         break
-                    owner = 0
-                    while chunk_bounds(owner, n_parts, n_groups)[1] <= group:
-                        owner += 1
-                    g_first, g_last = chunk_bounds(owner, n_parts, n_groups)
+                    g_first, g_last = chunk_bounds(chunk_of(group, n_parts, n_groups), n_parts, n_groups)
                     g_early, g_late = part_panels(packed, g_first, g_last, I, H)
                     if stage == 1:
                         pack_part_group(g_early, g_late, packed_bias, w_ih, w_hh, bias, group, g_first, g_last)
