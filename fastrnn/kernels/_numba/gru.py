@@ -214,7 +214,7 @@ def pack_part_group(inputs, own, late, packed_b_ih, packed_b_hh, w_ih, b_ih, w_h
     pack_unit_group_bias(packed_b_hh, b_hh, group)
 
 
-@njit(inline="always", **JIT_OPTIONS)
+@njit(**JIT_OPTIONS)
 def start_part_groups(from_x, from_h, inputs, own, packed_b_ih, packed_b_hh, first, last, g0, g1, t, xh, lengths):
     """Start step ``t`` of groups ``[g0, g1)`` (of the part whose groups are ``[first, last)``) for every
     running row: ``from_x[g - g0, b]`` (48,) = ``b_ih + W_ih x_t`` and ``from_h[g - g0, b]`` = ``b_hh`` + the
@@ -233,7 +233,7 @@ def start_part_groups(from_x, from_h, inputs, own, packed_b_ih, packed_b_hh, fir
             add_one_row_times_three_panels(from_h[group - g0, b], row, I + PANEL * first, own, group - first, n)
 
 
-@njit(inline="always", **JIT_OPTIONS)
+@njit(**JIT_OPTIONS)
 def finish_part_groups(from_x, from_h, vector, late, first, last, g0, g1, t, xh, lengths, out, gates, hidden_n,
                        save):
     """Finish step ``t`` of groups ``[g0, g1)`` that :func:`start_part_groups` started: add the other units

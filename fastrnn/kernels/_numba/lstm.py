@@ -250,7 +250,7 @@ def pack_part_group(early, late, packed_bias, w_ih, w_hh, bias, group, first, la
     pack_unit_group_bias(packed_bias, bias, group)
 
 
-@njit(inline="always", **JIT_OPTIONS)
+@njit(**JIT_OPTIONS)
 def start_part_groups(acc, vector, early, packed_bias, first, last, g0, g1, t, xh, lengths):
     """Start step ``t`` of groups ``[g0, g1)`` (of the part whose groups are ``[first, last)``) for every
     running row: ``acc[g - g0, b]`` (64,) = the group's biases + ``[x_t | its units of h_{t-1}] @ early``,
@@ -271,7 +271,7 @@ def start_part_groups(acc, vector, early, packed_bias, first, last, g0, g1, t, x
             add_one_row_times_four_panels(acc[group - g0, b], v, 0, early, group - first, n)
 
 
-@njit(inline="always", **JIT_OPTIONS)
+@njit(**JIT_OPTIONS)
 def finish_part_groups(acc, vector, late, first, last, g0, g1, t, xh, lengths, c, out, gates, tanh_c, c_states,
                        save, gate_scale, gate_shift):
     """Finish step ``t`` of groups ``[g0, g1)`` that :func:`start_part_groups` started: add the other units
