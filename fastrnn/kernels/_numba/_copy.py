@@ -27,6 +27,17 @@ def copy_rows(dst, col0, src):
             d[col0 + j] = s[j]
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def gather_other_units(vector, row, h_col, u0, u1):
+    """``vector[:H - (u1 - u0)]`` = the hidden units of ``row`` (H of them from ``h_col`` on) outside
+    ``[u0, u1)``, in order: what a column-split part multiplies by its late panels."""
+    H = row.shape[0] - h_col
+    for j in range(u0):
+        vector[j] = row[h_col + j]
+    for j in range(u1, H):
+        vector[j - (u1 - u0)] = row[h_col + j]
+
+
 @njit(**JIT_OPTIONS)
 def fill_rows(dst, rows, src):
     """``dst[r, :len(src)] = src`` for ``r < rows``."""

@@ -10,7 +10,8 @@ from numba import njit, prange
 
 from ._aligned import empty_aligned
 from ._chunks import chunk_bounds, chunk_of
-from ._copy import copy_row, copy_rows, fill_rows, pack_panel_rows, pack_unit_group_bias, padded_row_length, zero_rows
+from ._copy import (copy_row, copy_rows, fill_rows, gather_other_units, pack_panel_rows, pack_unit_group_bias,
+                    padded_row_length, zero_rows)
 from ._sync import (claim_block, new_block_counter, new_counters, new_tally, next_item, next_stolen_item,
                     report_done, rows_per_block, take_own_range)
 from ._tiles import (GROUP, PANEL, add_one_row_times_four_panels, add_one_row_times_panels,
@@ -280,17 +281,12 @@ def finish_part_groups(acc, vector, late, first, last, g0, g1, t, xh, lengths, c
     H = c.shape[1]
     I = xh.shape[2] - H
     n = last - first
-    u0, u1 = PANEL * first, PANEL * last
     for b in range(xh.shape[1]):
         if t >= lengths[b]:
-            for j in range(PANEL * g0, PANEL * g1):
-                xh[t + 1, b, I + j] = xh[t, b, I + j]
+            copy_row(xh[t + 1, b, I + PANEL * g0:I + PANEL * g1], xh[t, b, I + PANEL * g0:I + PANEL * g1])
             continue
         row, v = xh[t, b], vector[b]
-        for j in range(u0):
-            v[j] = row[I + j]
-        for j in range(u1, H):
-            v[j - PANEL * n] = row[I + j]
+        gather_other_units(v, row, I, PANEL * first, PANEL * last)
         for group in range(g0, g1):
             pre = acc[group - g0]
             if H > PANEL * n:
